@@ -1,0 +1,150 @@
+//! `GET /v1/jobs/{job_id}`: job state, read from the outbox manifest.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use aws_sdk_s3::presigning::PresigningConfig;
+use axum::Json;
+use axum::extract::{Path, Query, State};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use super::{ApiError, AppState};
+use crate::inbox;
+use crate::outbox::{self, JobError, Manifest, Status};
+
+/// Longest `?wait=` honoured, in seconds.
+pub const MAX_WAIT_SECS: u64 = 20;
+const POLL_EVERY: Duration = Duration::from_millis(250);
+
+#[derive(Debug, Deserialize)]
+pub struct JobQuery {
+    /// Wait up to this many seconds for the job to finish.
+    #[serde(default)]
+    pub wait: Option<u64>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct JobView {
+    pub job_id: Uuid,
+    pub status: &'static str,
+    pub outputs: Vec<OutputView>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<JobError>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct OutputView {
+    pub name: String,
+    pub url: String,
+    pub key: String,
+    pub format: String,
+    pub width: u32,
+    pub height: u32,
+    pub bytes: u64,
+}
+
+pub async fn get(
+    State(state): State<Arc<AppState>>,
+    Path(job_id): Path<String>,
+    Query(query): Query<JobQuery>,
+) -> Result<Json<JobView>, ApiError> {
+    let job_id = Uuid::parse_str(&job_id)
+        .map_err(|_| ApiError::NotFound(format!("no job {job_id:?}: job ids are UUIDs")))?;
+    let deadline = tokio::time::Instant::now()
+        + Duration::from_secs(query.wait.unwrap_or(0).min(MAX_WAIT_SECS));
+    loop {
+        if let Some(manifest) = find_manifest(&state, job_id).await? {
+            return Ok(Json(view(&state, job_id, manifest).await?));
+        }
+        if tokio::time::Instant::now() + POLL_EVERY > deadline {
+            return Ok(Json(JobView {
+                job_id,
+                status: "pending",
+                outputs: vec![],
+                error: None,
+            }));
+        }
+        tokio::time::sleep(POLL_EVERY).await;
+    }
+}
+
+/// The manifest sits at `uploads/<job>/<file>/manifest.json`; the file name
+/// is not known here, so list the job's folder.
+async fn find_manifest(state: &AppState, job_id: Uuid) -> anyhow::Result<Option<Manifest>> {
+    let s3 = &state.clients.s3;
+    let outbox = &state.resources.outbox;
+    let prefix = inbox::job_prefix(job_id);
+    let listing = s3
+        .list_objects_v2()
+        .bucket(outbox)
+        .prefix(&prefix)
+        .send()
+        .await
+        .with_context(|| format!("listing s3://{outbox}/{prefix}"))?;
+    let key = listing
+        .contents()
+        .iter()
+        .filter_map(|o| o.key())
+        .find(|key| {
+            key.strip_prefix(&prefix)
+                .and_then(|rest| rest.strip_suffix(outbox::MANIFEST_NAME))
+                .is_some_and(|file| file.ends_with('/') && file.matches('/').count() == 1)
+        });
+    let Some(key) = key else {
+        return Ok(None);
+    };
+    let body = s3
+        .get_object()
+        .bucket(outbox)
+        .key(key)
+        .send()
+        .await
+        .with_context(|| format!("reading s3://{outbox}/{key}"))?
+        .body
+        .collect()
+        .await
+        .with_context(|| format!("reading s3://{outbox}/{key}"))?
+        .into_bytes();
+    let manifest =
+        serde_json::from_slice(&body).with_context(|| format!("parsing s3://{outbox}/{key}"))?;
+    Ok(Some(manifest))
+}
+
+async fn view(state: &AppState, job_id: Uuid, manifest: Manifest) -> anyhow::Result<JobView> {
+    let presigning = PresigningConfig::expires_in(state.config.download_expiry())
+        .context("presigning config")?;
+    let mut outputs = Vec::with_capacity(manifest.outputs.len());
+    for output in manifest.outputs {
+        let url = state
+            .clients
+            .s3
+            .get_object()
+            .bucket(&state.resources.outbox)
+            .key(&output.key)
+            .presigned(presigning.clone())
+            .await
+            .context("presigning a download")?
+            .uri()
+            .to_owned();
+        outputs.push(OutputView {
+            name: output.name,
+            url,
+            key: output.key,
+            format: output.format,
+            width: output.width,
+            height: output.height,
+            bytes: output.bytes,
+        });
+    }
+    Ok(JobView {
+        job_id,
+        status: match manifest.status {
+            Status::Done => "done",
+            Status::Failed => "failed",
+        },
+        outputs,
+        error: manifest.error,
+    })
+}

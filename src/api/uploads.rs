@@ -1,0 +1,125 @@
+//! `POST /v1/uploads`: a presigned PUT for one image.
+//!
+//! The server picks the key; the content type, the exact length and the
+//! recipe metadata are all signed, so the upload S3 accepts is exactly the
+//! one described here.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use anyhow::Context;
+use aws_sdk_s3::presigning::PresigningConfig;
+use axum::Json;
+use axum::extract::State;
+use axum::extract::rejection::JsonRejection;
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use super::{ApiError, AppState};
+use crate::inbox::{self, META_JOB_ID, META_PRESET, META_RECIPE};
+
+/// Image types the pipeline decodes.
+pub const ACCEPTED_TYPES: &[&str] = &["image/jpeg", "image/png", "image/webp", "image/gif"];
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UploadRequest {
+    pub filename: String,
+    pub content_type: String,
+    pub size: u64,
+    pub recipe: Option<String>,
+    pub preset: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct UploadResponse {
+    pub job_id: Uuid,
+    pub key: String,
+    pub upload_url: String,
+    pub method: &'static str,
+    /// Send exactly these headers with the PUT (and exactly `size` bytes).
+    pub headers: BTreeMap<String, String>,
+    pub expires_at: String,
+    pub job_url: String,
+}
+
+pub async fn create(
+    State(state): State<Arc<AppState>>,
+    body: Result<Json<UploadRequest>, JsonRejection>,
+) -> Result<Json<UploadResponse>, ApiError> {
+    let Json(request) =
+        body.map_err(|e| ApiError::bad_request("invalid_request", e.body_text()))?;
+
+    if request.filename.is_empty() || request.filename.len() > 1024 {
+        return Err(ApiError::bad_request(
+            "invalid_request",
+            "filename must be 1 to 1024 bytes",
+        ));
+    }
+    let content_type = request.content_type.to_ascii_lowercase();
+    if !ACCEPTED_TYPES.contains(&content_type.as_str()) {
+        return Err(ApiError::bad_request(
+            "unsupported_image",
+            format!(
+                "content_type {:?} is not one of {}",
+                request.content_type,
+                ACCEPTED_TYPES.join(", ")
+            ),
+        ));
+    }
+    let max = state.limits.max_bytes;
+    if request.size == 0 || request.size > max {
+        return Err(ApiError::bad_request(
+            "image_too_large",
+            format!("size must be 1 to {max} bytes, not {}", request.size),
+        ));
+    }
+    let resolved = state
+        .presets
+        .resolve(request.recipe.as_deref(), request.preset.as_deref())
+        .map_err(|e| ApiError::bad_request(e.code(), e.to_string()))?;
+
+    let job_id = Uuid::new_v4();
+    let key = inbox::upload_key(job_id, &request.filename);
+    let mut metadata = HashMap::from([(META_JOB_ID.to_owned(), job_id.to_string())]);
+    match (&request.recipe, &resolved.preset) {
+        // The canonical form: what the worker will parse is what we validated.
+        (Some(_), _) => metadata.insert(META_RECIPE.to_owned(), resolved.recipe.to_string()),
+        (None, Some(preset)) if request.preset.is_some() => {
+            metadata.insert(META_PRESET.to_owned(), preset.clone())
+        }
+        _ => None,
+    };
+
+    let expiry = state.config.upload_expiry();
+    let presigned = state
+        .clients
+        .s3
+        .put_object()
+        .bucket(&state.resources.inbox)
+        .key(&key)
+        .content_type(&content_type)
+        .content_length(i64::try_from(request.size).context("size out of range")?)
+        .set_metadata(Some(metadata))
+        .presigned(PresigningConfig::expires_in(expiry).context("presigning config")?)
+        .await
+        .context("presigning the upload")?;
+
+    let headers = presigned
+        .headers()
+        .filter(|(name, _)| !name.eq_ignore_ascii_case("host"))
+        .map(|(name, value)| (name.to_ascii_lowercase(), value.to_owned()))
+        .collect();
+    let expires_at = (time::OffsetDateTime::now_utc() + expiry)
+        .format(&time::format_description::well_known::Rfc3339)
+        .context("formatting the expiry")?;
+    Ok(Json(UploadResponse {
+        job_id,
+        upload_url: presigned.uri().to_owned(),
+        method: "PUT",
+        headers,
+        expires_at,
+        job_url: format!("/v1/jobs/{job_id}"),
+        key,
+    }))
+}

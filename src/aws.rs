@@ -1,0 +1,51 @@
+//! The only place SDK clients are built.
+
+use std::time::Duration;
+
+use aws_config::BehaviorVersion;
+use aws_config::timeout::TimeoutConfig;
+use aws_sdk_s3::config::{Credentials, Region};
+
+use crate::config::AwsConfig;
+
+#[derive(Clone, Debug)]
+pub struct Clients {
+    pub s3: aws_sdk_s3::Client,
+    pub sqs: aws_sdk_sqs::Client,
+}
+
+impl Clients {
+    pub async fn new(config: &AwsConfig) -> Clients {
+        let mut loader = aws_config::defaults(BehaviorVersion::latest())
+            .region(Region::new(config.region.clone()))
+            // Fail fast when the endpoint is down; an attempt must outlast a 20 s long poll.
+            .timeout_config(
+                TimeoutConfig::builder()
+                    .connect_timeout(Duration::from_secs(3))
+                    .operation_attempt_timeout(Duration::from_secs(30))
+                    .build(),
+            );
+        if let Some(endpoint) = config.endpoint() {
+            loader = loader.endpoint_url(endpoint);
+        }
+        // LocalStack accepts any credentials; do not make users invent some.
+        if !config.real_aws && std::env::var_os("AWS_ACCESS_KEY_ID").is_none() {
+            loader = loader.credentials_provider(Credentials::new(
+                "test",
+                "test",
+                None,
+                None,
+                "imgflow-localstack-default",
+            ));
+        }
+        let shared = loader.load().await;
+        let s3 = aws_sdk_s3::config::Builder::from(&shared)
+            // LocalStack (and most S3 look-alikes) need path-style addressing.
+            .force_path_style(config.endpoint().is_some())
+            .build();
+        Clients {
+            s3: aws_sdk_s3::Client::from_conf(s3),
+            sqs: aws_sdk_sqs::Client::new(&shared),
+        }
+    }
+}

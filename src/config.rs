@@ -1,0 +1,230 @@
+//! Every setting: a flag, its environment variable and its default.
+//!
+//! AWS settings use the SDK's own variables (`AWS_ENDPOINT_URL`,
+//! `AWS_REGION`, `AWS_ACCESS_KEY_ID`, ...); imgflow's own start with
+//! `IMGFLOW_`. With no configuration at all, everything points at LocalStack
+//! on 127.0.0.1:4566.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use clap::Args;
+
+use crate::pipeline::Limits;
+use crate::recipe::{Presets, Recipe, RecipeError};
+
+pub const LOCALSTACK_ENDPOINT: &str = "http://127.0.0.1:4566";
+
+/// Where S3 and SQS are.
+#[derive(Args, Debug, Clone)]
+pub struct AwsConfig {
+    /// S3 and SQS endpoint [default: LocalStack, http://127.0.0.1:4566, unless --real-aws]
+    #[arg(long, env = "AWS_ENDPOINT_URL")]
+    pub endpoint_url: Option<String>,
+
+    /// Use AWS's own endpoints and credential chain instead of LocalStack's defaults
+    #[arg(long, env = "IMGFLOW_REAL_AWS")]
+    pub real_aws: bool,
+
+    #[arg(long, env = "AWS_REGION", default_value = "us-east-1")]
+    pub region: String,
+}
+
+impl AwsConfig {
+    /// The endpoint to use, or `None` for AWS's own.
+    pub fn endpoint(&self) -> Option<&str> {
+        match (&self.endpoint_url, self.real_aws) {
+            (Some(url), _) => Some(url),
+            (None, true) => None,
+            (None, false) => Some(LOCALSTACK_ENDPOINT),
+        }
+    }
+}
+
+/// The buckets and queue imgflow works with.
+#[derive(Args, Debug, Clone)]
+pub struct Resources {
+    /// Bucket users upload to
+    #[arg(long, env = "IMGFLOW_INBOX", default_value = "imgflow-inbox")]
+    pub inbox: String,
+
+    /// Bucket renditions and manifests are written to
+    #[arg(long, env = "IMGFLOW_OUTBOX", default_value = "imgflow-outbox")]
+    pub outbox: String,
+
+    /// SQS queue fed by the inbox's notifications; its DLQ is `<queue>-dlq`
+    #[arg(long, env = "IMGFLOW_QUEUE", default_value = "imgflow-jobs")]
+    pub queue: String,
+}
+
+impl Resources {
+    pub fn dlq(&self) -> String {
+        format!("{}-dlq", self.queue)
+    }
+}
+
+/// Size limits, checked before anything is decoded.
+#[derive(Args, Debug, Clone)]
+pub struct LimitsConfig {
+    /// Largest accepted upload, in bytes
+    #[arg(long, env = "IMGFLOW_MAX_BYTES", default_value_t = Limits::default().max_bytes)]
+    pub max_bytes: u64,
+
+    /// Largest accepted width or height, in pixels
+    #[arg(long, env = "IMGFLOW_MAX_DIMENSION", default_value_t = Limits::default().max_width)]
+    pub max_dimension: u32,
+
+    /// Largest accepted width x height
+    #[arg(long, env = "IMGFLOW_MAX_PIXELS", default_value_t = Limits::default().max_pixels)]
+    pub max_pixels: u64,
+}
+
+impl LimitsConfig {
+    pub fn limits(&self) -> Limits {
+        Limits {
+            max_bytes: self.max_bytes,
+            max_width: self.max_dimension,
+            max_height: self.max_dimension,
+            max_pixels: self.max_pixels,
+        }
+    }
+}
+
+/// Named recipes that uploads may ask for instead of spelling one out.
+#[derive(Args, Debug, Clone)]
+pub struct PresetConfig {
+    /// A preset as NAME=RECIPE; repeat the flag, or separate them with spaces in the variable
+    #[arg(long = "preset", env = "IMGFLOW_PRESETS", value_delimiter = ' ', value_parser = parse_preset)]
+    pub presets: Vec<(String, Recipe)>,
+
+    /// The preset used for uploads that name neither a recipe nor a preset
+    #[arg(long, env = "IMGFLOW_DEFAULT_PRESET", default_value = "default")]
+    pub default_preset: String,
+}
+
+/// Built in, and replaceable by configuring a preset of the same name.
+pub const BUILTIN_PRESETS: &[(&str, &str)] = &[
+    (
+        "default",
+        "thumb:resize,w=256,h=256,fit=cover/jpeg+web:resize,w=1280,h=1280/jpeg",
+    ),
+    ("thumbnail", "thumb:resize,w=256,h=256,fit=cover/jpeg"),
+];
+
+impl PresetConfig {
+    /// Built-in presets overlaid with the configured ones.
+    pub fn presets(&self) -> Result<Presets, RecipeError> {
+        let mut map = BTreeMap::new();
+        for (name, text) in BUILTIN_PRESETS {
+            map.insert((*name).to_owned(), Recipe::parse(text)?);
+        }
+        map.extend(self.presets.iter().cloned());
+        Presets::new(map, self.default_preset.clone())
+    }
+}
+
+fn parse_preset(s: &str) -> Result<(String, Recipe), String> {
+    let (name, recipe) = s
+        .split_once('=')
+        .ok_or_else(|| format!("expected NAME=RECIPE, found {s:?}"))?;
+    let ok_name = !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    if !ok_name {
+        return Err(format!(
+            "preset name {name:?}: use letters, digits, - and _"
+        ));
+    }
+    let recipe = Recipe::parse(recipe).map_err(|e| format!("preset {name:?}: {e}"))?;
+    Ok((name.to_owned(), recipe))
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct ApiConfig {
+    /// Address the HTTP API listens on
+    #[arg(long, env = "IMGFLOW_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+
+    /// How long a presigned upload URL stays valid, in seconds
+    #[arg(long, env = "IMGFLOW_UPLOAD_EXPIRY", default_value_t = 900)]
+    pub upload_expiry_secs: u64,
+
+    /// How long a presigned download URL stays valid, in seconds
+    #[arg(long, env = "IMGFLOW_DOWNLOAD_EXPIRY", default_value_t = 3600)]
+    pub download_expiry_secs: u64,
+}
+
+impl ApiConfig {
+    pub fn upload_expiry(&self) -> Duration {
+        Duration::from_secs(self.upload_expiry_secs)
+    }
+    pub fn download_expiry(&self) -> Duration {
+        Duration::from_secs(self.download_expiry_secs)
+    }
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct WorkerConfig {
+    /// Jobs processed at once [default: the number of CPUs]
+    #[arg(long, env = "IMGFLOW_WORKER_CONCURRENCY")]
+    pub concurrency: Option<usize>,
+
+    /// SQS long-poll wait, in seconds (0 to 20)
+    #[arg(long, env = "IMGFLOW_POLL_WAIT", default_value_t = 20,
+          value_parser = clap::value_parser!(i32).range(0..=20))]
+    pub poll_wait_secs: i32,
+}
+
+impl WorkerConfig {
+    pub fn concurrency(&self) -> usize {
+        self.concurrency
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()))
+            .max(1)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn builtin_presets_parse() {
+        let config = PresetConfig {
+            presets: vec![],
+            default_preset: "default".into(),
+        };
+        let presets = config.presets().unwrap();
+        assert_eq!(presets.resolve(None, None).unwrap().recipe.outputs.len(), 2);
+    }
+
+    #[test]
+    fn a_preset_flag_is_name_equals_recipe() {
+        let (name, recipe) = parse_preset("small=resize,w=100").unwrap();
+        assert_eq!(name, "small");
+        assert_eq!(recipe.to_string(), "main:resize,w=100");
+        assert!(parse_preset("small").is_err());
+        assert!(parse_preset("sm all=resize,w=1").is_err());
+        assert!(
+            parse_preset("x=resize,w=abc")
+                .unwrap_err()
+                .contains("column")
+        );
+    }
+
+    #[test]
+    fn localstack_is_the_default_endpoint() {
+        let aws = AwsConfig {
+            endpoint_url: None,
+            real_aws: false,
+            region: "us-east-1".into(),
+        };
+        assert_eq!(aws.endpoint(), Some(LOCALSTACK_ENDPOINT));
+        let real = AwsConfig {
+            real_aws: true,
+            ..aws
+        };
+        assert_eq!(real.endpoint(), None);
+    }
+}

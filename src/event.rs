@@ -1,0 +1,136 @@
+//! S3 event notifications (as delivered in SQS message bodies) → the inbox
+//! objects to process. Pure: no I/O.
+
+use aws_lambda_events::s3::S3Event;
+use percent_encoding::percent_decode_str;
+
+/// What one SQS message asks of the worker.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Notification {
+    /// The `s3:TestEvent` S3 sends when a notification is configured.
+    Test,
+    /// Objects created in a bucket (other event types are dropped).
+    Created(Vec<CreatedObject>),
+}
+
+/// One `ObjectCreated:*` record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CreatedObject {
+    pub bucket: String,
+    /// The key as stored, URL-decoded (S3 sends `+` for space).
+    pub key: String,
+    pub etag: Option<String>,
+    pub size: Option<u64>,
+    /// Orders events for the same key: a larger sequencer is a later write.
+    pub sequencer: Option<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum EventError {
+    #[error("the message is not an S3 event notification: {0}")]
+    NotAnS3Event(#[source] serde_json::Error),
+    #[error("record {index} has no {field}")]
+    MissingField { index: usize, field: &'static str },
+    #[error("record {index} has a key that is not URL-encoded UTF-8: {key:?}")]
+    BadKey { index: usize, key: String },
+}
+
+pub fn parse(body: &str) -> Result<Notification, EventError> {
+    #[derive(serde::Deserialize)]
+    struct MaybeTest {
+        #[serde(rename = "Event")]
+        event: Option<String>,
+    }
+    if let Ok(MaybeTest {
+        event: Some(event), ..
+    }) = serde_json::from_str(body)
+        && event == "s3:TestEvent"
+    {
+        return Ok(Notification::Test);
+    }
+
+    let event: S3Event = serde_json::from_str(body).map_err(EventError::NotAnS3Event)?;
+    let mut objects = Vec::new();
+    for (index, record) in event.records.into_iter().enumerate() {
+        let created = record
+            .event_name
+            .as_deref()
+            .is_some_and(|name| name.starts_with("ObjectCreated:"));
+        if !created {
+            continue;
+        }
+        let missing = |field| EventError::MissingField { index, field };
+        let bucket = record
+            .s3
+            .bucket
+            .name
+            .ok_or_else(|| missing("bucket name"))?;
+        let raw_key = record.s3.object.key.ok_or_else(|| missing("object key"))?;
+        let key = decode_key(&raw_key).ok_or(EventError::BadKey {
+            index,
+            key: raw_key,
+        })?;
+        objects.push(CreatedObject {
+            bucket,
+            key,
+            etag: record.s3.object.e_tag.filter(|e| !e.is_empty()),
+            size: record.s3.object.size.and_then(|s| u64::try_from(s).ok()),
+            sequencer: record.s3.object.sequencer.filter(|s| !s.is_empty()),
+        });
+    }
+    Ok(Notification::Created(objects))
+}
+
+/// Keys in S3 events are form-encoded: `+` is a space, `%2B` a plus.
+pub fn decode_key(raw: &str) -> Option<String> {
+    let spaced = raw.replace('+', " ");
+    percent_decode_str(&spaced)
+        .decode_utf8()
+        .ok()
+        .map(|k| k.into_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_test_event_is_recognised() {
+        let body = include_str!("../tests/fixtures/events/s3-test-event.json");
+        assert_eq!(parse(body).unwrap(), Notification::Test);
+    }
+
+    #[test]
+    fn a_captured_localstack_event_yields_its_object() {
+        let body = include_str!("../tests/fixtures/events/localstack-object-created.json");
+        let Notification::Created(objects) = parse(body).unwrap() else {
+            panic!("expected records");
+        };
+        assert_eq!(objects.len(), 1);
+        let o = &objects[0];
+        assert_eq!(o.bucket, "imgflow-inbox");
+        assert_eq!(o.key, "photos/my cat+dog é.jpg");
+        assert_eq!(o.size, Some(112525));
+        assert!(o.etag.is_some());
+        assert!(o.sequencer.is_some());
+    }
+
+    #[test]
+    fn removal_records_are_dropped() {
+        let body = include_str!("../tests/fixtures/events/localstack-object-created.json")
+            .replace("ObjectCreated:Put", "ObjectRemoved:Delete");
+        assert_eq!(parse(&body).unwrap(), Notification::Created(vec![]));
+    }
+
+    #[test]
+    fn keys_are_url_decoded() {
+        assert_eq!(decode_key("a+b%2Bc%2F%C3%A9").as_deref(), Some("a b+c/é"));
+        assert_eq!(decode_key("%FF"), None);
+    }
+
+    #[test]
+    fn garbage_is_an_error_not_a_panic() {
+        assert!(parse("not json").is_err());
+        assert!(parse("{\"Records\": 5}").is_err());
+    }
+}

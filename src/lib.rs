@@ -1,0 +1,32 @@
+//! imgflow: an event-driven image pipeline on S3 and SQS.
+//!
+//! The data moves left to right, and the modules follow it:
+//!
+//! ```text
+//! client ─POST /v1/uploads─▶ api::uploads ─presigned PUT─▶ client
+//! client ─PUT─▶ S3 inbox (inbox: keys, metadata) ─ObjectCreated─▶ SQS
+//! worker ─long-poll─▶ event (S3 notification → objects)
+//!        ─▶ recipe (metadata → typed recipe) ─▶ pipeline (pure: decode, ops, encode)
+//!        ─▶ outbox (renditions, then manifest.json) ─▶ delete the message
+//! client ─GET /v1/jobs/{id}─▶ api::jobs ─reads─▶ outbox manifest
+//! ```
+//!
+//! - [`recipe`], [`pipeline`], [`event`], [`inbox`] and [`outbox`]'s types are pure:
+//!   no tokio, no AWS, no axum.
+//! - [`aws`] is the only place SDK clients are built; [`setup`] creates the
+//!   buckets, queues and notification; [`worker`] and [`api`] are the two
+//!   long-running halves; [`client`] is `imgflow submit`.
+//! - `main.rs` is glue: parse the CLI, load the configuration, dispatch.
+
+pub mod api;
+pub mod aws;
+pub mod client;
+pub mod config;
+pub mod event;
+pub mod inbox;
+pub mod outbox;
+pub mod pipeline;
+pub mod recipe;
+pub mod setup;
+pub mod telemetry;
+pub mod worker;

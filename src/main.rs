@@ -1,0 +1,287 @@
+//! The `imgflow` binary: parse the command line, load the configuration,
+//! dispatch. Everything it runs lives in the library.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand};
+use tokio_util::sync::CancellationToken;
+
+use imgflow::api::{self, AppState};
+use imgflow::aws::Clients;
+use imgflow::client::{self, SubmitArgs};
+use imgflow::config::{ApiConfig, AwsConfig, LimitsConfig, PresetConfig, Resources, WorkerConfig};
+use imgflow::worker::Worker;
+use imgflow::{pipeline, setup, telemetry};
+
+#[derive(Parser)]
+#[command(
+    version,
+    about = "Event-driven image pipeline: S3 inbox → SQS → workers → S3 outbox"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// API and worker in one process: the whole service on one machine
+    Up(UpArgs),
+    /// The HTTP API alone
+    Api(ApiArgs),
+    /// The worker alone
+    Worker(WorkerArgs),
+    /// Create (idempotently) the buckets, queue, DLQ and inbox notification
+    Setup(SetupArgs),
+    /// Run a recipe on a local file, with no AWS at all
+    Process(ProcessArgs),
+    /// Send a file through the API's presigned flow and wait for the result
+    Submit(SubmitArgs),
+}
+
+#[derive(Args)]
+struct SetupArgs {
+    #[command(flatten)]
+    aws: AwsConfig,
+    #[command(flatten)]
+    resources: Resources,
+}
+
+#[derive(Args)]
+struct ApiArgs {
+    #[command(flatten)]
+    aws: AwsConfig,
+    #[command(flatten)]
+    resources: Resources,
+    #[command(flatten)]
+    api: ApiConfig,
+    #[command(flatten)]
+    limits: LimitsConfig,
+    #[command(flatten)]
+    presets: PresetConfig,
+}
+
+#[derive(Args)]
+struct WorkerArgs {
+    #[command(flatten)]
+    aws: AwsConfig,
+    #[command(flatten)]
+    resources: Resources,
+    #[command(flatten)]
+    worker: WorkerConfig,
+    #[command(flatten)]
+    limits: LimitsConfig,
+    #[command(flatten)]
+    presets: PresetConfig,
+}
+
+#[derive(Args)]
+struct UpArgs {
+    #[command(flatten)]
+    aws: AwsConfig,
+    #[command(flatten)]
+    resources: Resources,
+    #[command(flatten)]
+    api: ApiConfig,
+    #[command(flatten)]
+    worker: WorkerConfig,
+    #[command(flatten)]
+    limits: LimitsConfig,
+    #[command(flatten)]
+    presets: PresetConfig,
+}
+
+#[derive(Args)]
+struct ProcessArgs {
+    /// The image to process
+    input: PathBuf,
+    /// Output file (one output with an extension) or folder (`<name>.<ext>` per output)
+    #[arg(short, long)]
+    output: PathBuf,
+    /// Recipe to run; without one, the default preset
+    #[arg(long)]
+    recipe: Option<String>,
+    /// Preset to run instead of a recipe
+    #[arg(long = "use-preset", conflicts_with = "recipe")]
+    use_preset: Option<String>,
+    #[command(flatten)]
+    limits: LimitsConfig,
+    #[command(flatten)]
+    presets: PresetConfig,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    telemetry::init();
+    match Cli::parse().command {
+        Command::Setup(args) => {
+            let clients = Clients::new(&args.aws).await;
+            let report = setup::setup(&clients, &args.resources).await?;
+            println!(
+                "ready: inbox s3://{} → queue {} (DLQ {}) → outbox s3://{}",
+                args.resources.inbox, report.queue_url, report.dlq_url, args.resources.outbox
+            );
+            Ok(())
+        }
+        Command::Api(args) => {
+            let clients = Clients::new(&args.aws).await;
+            let state = api_state(
+                clients,
+                args.resources,
+                args.api,
+                &args.limits,
+                &args.presets,
+            )?;
+            let shutdown = shutdown_on_signal();
+            serve_api(state, shutdown).await
+        }
+        Command::Worker(args) => {
+            let clients = Clients::new(&args.aws).await;
+            let worker = worker(
+                clients,
+                args.resources,
+                &args.worker,
+                &args.limits,
+                &args.presets,
+            )
+            .await?;
+            worker.run(shutdown_on_signal()).await;
+            Ok(())
+        }
+        Command::Up(args) => {
+            let clients = Clients::new(&args.aws).await;
+            let worker = worker(
+                clients.clone(),
+                args.resources.clone(),
+                &args.worker,
+                &args.limits,
+                &args.presets,
+            )
+            .await?;
+            let state = api_state(
+                clients,
+                args.resources,
+                args.api,
+                &args.limits,
+                &args.presets,
+            )?;
+            let shutdown = shutdown_on_signal();
+            let worker = tokio::spawn(worker.run(shutdown.clone()));
+            let served = serve_api(state, shutdown.clone()).await;
+            // If the API stops on its own (say, the port is taken), stop the worker too.
+            shutdown.cancel();
+            worker.await.context("the worker task panicked")?;
+            served
+        }
+        Command::Process(args) => process(&args),
+        Command::Submit(args) => client::submit(&args).await,
+    }
+}
+
+fn api_state(
+    clients: Clients,
+    resources: Resources,
+    config: ApiConfig,
+    limits: &LimitsConfig,
+    presets: &PresetConfig,
+) -> anyhow::Result<Arc<AppState>> {
+    Ok(Arc::new(AppState {
+        clients,
+        resources,
+        presets: presets.presets()?,
+        limits: limits.limits(),
+        config,
+    }))
+}
+
+async fn serve_api(state: Arc<AppState>, shutdown: CancellationToken) -> anyhow::Result<()> {
+    let addr = state.config.listen;
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("listening on {addr}"))?;
+    api::serve(listener, state, shutdown)
+        .await
+        .context("serving the API")
+}
+
+async fn worker(
+    clients: Clients,
+    resources: Resources,
+    config: &WorkerConfig,
+    limits: &LimitsConfig,
+    presets: &PresetConfig,
+) -> anyhow::Result<Arc<Worker>> {
+    let worker = Worker::new(
+        clients,
+        resources,
+        limits.limits(),
+        presets.presets()?,
+        config.concurrency(),
+        config.poll_wait_secs,
+    )
+    .await?;
+    Ok(Arc::new(worker))
+}
+
+/// Cancelled on SIGINT or SIGTERM: stop taking work, finish what is in flight.
+fn shutdown_on_signal() -> CancellationToken {
+    let token = CancellationToken::new();
+    let cancel = token.clone();
+    tokio::spawn(async move {
+        let ctrl_c = tokio::signal::ctrl_c();
+        #[cfg(unix)]
+        {
+            let mut term =
+                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+                    .expect("installing the SIGTERM handler");
+            tokio::select! {
+                _ = ctrl_c => {}
+                _ = term.recv() => {}
+            }
+        }
+        #[cfg(not(unix))]
+        let _ = ctrl_c.await;
+        tracing::info!("shutting down: finishing in-flight work");
+        cancel.cancel();
+    });
+    token
+}
+
+fn process(args: &ProcessArgs) -> anyhow::Result<()> {
+    let presets = args.presets.presets()?;
+    let resolved = presets.resolve(args.recipe.as_deref(), args.use_preset.as_deref())?;
+    let bytes =
+        std::fs::read(&args.input).with_context(|| format!("reading {}", args.input.display()))?;
+    let renditions = pipeline::run(&bytes, &resolved.recipe, &args.limits.limits())
+        .with_context(|| format!("processing {}", args.input.display()))?;
+    let single_file = renditions.len() == 1 && args.output.extension().is_some();
+    for rendition in renditions {
+        let path = if single_file {
+            args.output.clone()
+        } else {
+            std::fs::create_dir_all(&args.output)
+                .with_context(|| format!("creating {}", args.output.display()))?;
+            args.output.join(format!(
+                "{}.{}",
+                rendition.name,
+                rendition.format.extension()
+            ))
+        };
+        write(&path, &rendition.bytes)?;
+        println!(
+            "{}: {} {}x{}, {} bytes",
+            path.display(),
+            rendition.format.name(),
+            rendition.width,
+            rendition.height,
+            rendition.bytes.len()
+        );
+    }
+    Ok(())
+}
+
+fn write(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+    std::fs::write(path, bytes).with_context(|| format!("writing {}", path.display()))
+}

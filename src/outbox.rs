@@ -1,0 +1,129 @@
+//! The outbox contract: where renditions go and what `manifest.json` says.
+//!
+//! `photos/cat.jpg` in the inbox yields `photos/cat.jpg/<output>.<ext>` and,
+//! written last, `photos/cat.jpg/manifest.json`. The manifest's presence
+//! means the job is finished; clients and the API read job state from it.
+
+use serde::{Deserialize, Serialize};
+
+pub const MANIFEST_NAME: &str = "manifest.json";
+
+pub fn manifest_key(inbox_key: &str) -> String {
+    format!("{inbox_key}/{MANIFEST_NAME}")
+}
+
+pub fn output_key(inbox_key: &str, output_name: &str, extension: &str) -> String {
+    format!("{inbox_key}/{output_name}.{extension}")
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    Done,
+    Failed,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Manifest {
+    pub status: Status,
+    /// Set when the upload came through the API.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub job_id: Option<String>,
+    pub source: SourceRef,
+    /// The recipe that ran, in canonical form (absent if it did not parse).
+    pub recipe: Option<String>,
+    /// The preset the recipe came from, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub preset: Option<String>,
+    pub outputs: Vec<OutputRef>,
+    pub timings: Timings,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<JobError>,
+    /// RFC 3339.
+    pub finished_at: String,
+    /// `imgflow <version>` that wrote this manifest.
+    pub worker: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SourceRef {
+    pub bucket: String,
+    pub key: String,
+    pub etag: Option<String>,
+    pub size: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sequencer: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OutputRef {
+    pub name: String,
+    pub key: String,
+    pub format: String,
+    pub content_type: String,
+    pub width: u32,
+    pub height: u32,
+    pub bytes: u64,
+}
+
+/// Milliseconds spent in each stage of the job.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Timings {
+    pub download_ms: u64,
+    pub process_ms: u64,
+    pub upload_ms: u64,
+}
+
+/// A permanent failure, with a stable code clients can branch on.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JobError {
+    pub code: String,
+    pub message: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn outputs_and_manifest_live_in_a_folder_named_after_the_inbox_key() {
+        assert_eq!(
+            manifest_key("photos/cat.jpg"),
+            "photos/cat.jpg/manifest.json"
+        );
+        assert_eq!(
+            output_key("photos/cat.jpg", "thumb", "webp"),
+            "photos/cat.jpg/thumb.webp"
+        );
+    }
+
+    #[test]
+    fn a_failed_manifest_serialises_with_its_error_and_status() {
+        let manifest = Manifest {
+            status: Status::Failed,
+            job_id: None,
+            source: SourceRef {
+                bucket: "in".into(),
+                key: "a.txt".into(),
+                etag: None,
+                size: 3,
+                sequencer: None,
+            },
+            recipe: None,
+            preset: None,
+            outputs: vec![],
+            timings: Timings::default(),
+            error: Some(JobError {
+                code: "unsupported_image".into(),
+                message: "nope".into(),
+            }),
+            finished_at: "2026-01-01T00:00:00Z".into(),
+            worker: "imgflow test".into(),
+        };
+        let json = serde_json::to_value(&manifest).unwrap();
+        assert_eq!(json["status"], "failed");
+        assert_eq!(json["error"]["code"], "unsupported_image");
+        let back: Manifest = serde_json::from_value(json).unwrap();
+        assert_eq!(back, manifest);
+    }
+}

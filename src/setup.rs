@@ -1,0 +1,160 @@
+//! `imgflow setup`: create, idempotently, everything the flow needs.
+//!
+//! inbox bucket ──ObjectCreated──▶ queue ──after 5 failed receives──▶ DLQ
+//!                                   ▲ policy: only the inbox may send
+//! outbox bucket (never notifies: a resizer must not trigger on its own outputs)
+
+use anyhow::{Context, bail};
+use aws_sdk_s3::operation::create_bucket::CreateBucketError;
+use aws_sdk_s3::types::{
+    BucketLocationConstraint, CreateBucketConfiguration, Event, NotificationConfiguration,
+    QueueConfiguration,
+};
+use aws_sdk_sqs::operation::get_queue_url::GetQueueUrlError;
+use aws_sdk_sqs::types::QueueAttributeName;
+
+use crate::aws::Clients;
+use crate::config::Resources;
+
+/// Receives before a message is moved to the DLQ.
+pub const MAX_RECEIVE_COUNT: u32 = 5;
+/// How long a received message stays hidden from other workers, in seconds.
+pub const VISIBILITY_TIMEOUT_SECS: u32 = 120;
+const NOTIFICATION_ID: &str = "imgflow-inbox-object-created";
+
+#[derive(Debug, Clone)]
+pub struct SetupReport {
+    pub queue_url: String,
+    pub queue_arn: String,
+    pub dlq_url: String,
+}
+
+pub async fn setup(clients: &Clients, res: &Resources) -> anyhow::Result<SetupReport> {
+    if res.inbox == res.outbox {
+        bail!(
+            "the inbox and the outbox are both {:?}: outputs would trigger new jobs forever; use two buckets",
+            res.inbox
+        );
+    }
+    let region = clients.s3.config().region().map(|r| r.to_string());
+    for bucket in [&res.inbox, &res.outbox] {
+        create_bucket(clients, bucket, region.as_deref()).await?;
+    }
+
+    let dlq_url = ensure_queue(clients, &res.dlq()).await?;
+    let dlq_arn = queue_arn(clients, &dlq_url).await?;
+    let queue_url = ensure_queue(clients, &res.queue).await?;
+    let queue_arn = queue_arn(clients, &queue_url).await?;
+
+    let redrive = serde_json::json!({
+        "deadLetterTargetArn": dlq_arn,
+        "maxReceiveCount": MAX_RECEIVE_COUNT.to_string(),
+    });
+    let policy = serde_json::json!({
+        "Version": "2012-10-17",
+        "Statement": [{
+            "Sid": "imgflow-inbox-notifications",
+            "Effect": "Allow",
+            "Principal": {"Service": "s3.amazonaws.com"},
+            "Action": "sqs:SendMessage",
+            "Resource": queue_arn,
+            "Condition": {"ArnLike": {"aws:SourceArn": format!("arn:aws:s3:::{}", res.inbox)}},
+        }],
+    });
+    clients
+        .sqs
+        .set_queue_attributes()
+        .queue_url(&queue_url)
+        .attributes(QueueAttributeName::RedrivePolicy, redrive.to_string())
+        .attributes(QueueAttributeName::Policy, policy.to_string())
+        .attributes(
+            QueueAttributeName::VisibilityTimeout,
+            VISIBILITY_TIMEOUT_SECS.to_string(),
+        )
+        .attributes(QueueAttributeName::ReceiveMessageWaitTimeSeconds, "20")
+        .send()
+        .await
+        .with_context(|| format!("setting the attributes of queue {}", res.queue))?;
+
+    let notification = NotificationConfiguration::builder()
+        .queue_configurations(
+            QueueConfiguration::builder()
+                .id(NOTIFICATION_ID)
+                .queue_arn(&queue_arn)
+                .events(Event::from("s3:ObjectCreated:*"))
+                .build()
+                .context("building the notification configuration")?,
+        )
+        .build();
+    clients
+        .s3
+        .put_bucket_notification_configuration()
+        .bucket(&res.inbox)
+        .notification_configuration(notification)
+        .send()
+        .await
+        .with_context(|| format!("configuring notifications on bucket {}", res.inbox))?;
+
+    Ok(SetupReport {
+        queue_url,
+        queue_arn,
+        dlq_url,
+    })
+}
+
+async fn create_bucket(
+    clients: &Clients,
+    bucket: &str,
+    region: Option<&str>,
+) -> anyhow::Result<()> {
+    let mut request = clients.s3.create_bucket().bucket(bucket);
+    // us-east-1 is the one region that refuses an explicit location constraint.
+    if let Some(region) = region.filter(|r| *r != "us-east-1") {
+        request = request.create_bucket_configuration(
+            CreateBucketConfiguration::builder()
+                .location_constraint(BucketLocationConstraint::from(region))
+                .build(),
+        );
+    }
+    match request.send().await {
+        Ok(_) => Ok(()),
+        Err(err) => match err.into_service_error() {
+            CreateBucketError::BucketAlreadyOwnedByYou(_) => Ok(()),
+            err => Err(err).with_context(|| format!("creating bucket {bucket}")),
+        },
+    }
+}
+
+/// The queue's URL, creating the queue if it does not exist.
+async fn ensure_queue(clients: &Clients, name: &str) -> anyhow::Result<String> {
+    match clients.sqs.get_queue_url().queue_name(name).send().await {
+        Ok(out) => return out.queue_url.context("GetQueueUrl returned no URL"),
+        Err(err) => match err.into_service_error() {
+            GetQueueUrlError::QueueDoesNotExist(_) => {}
+            err => return Err(err).with_context(|| format!("looking up queue {name}")),
+        },
+    }
+    clients
+        .sqs
+        .create_queue()
+        .queue_name(name)
+        .send()
+        .await
+        .with_context(|| format!("creating queue {name}"))?
+        .queue_url
+        .context("CreateQueue returned no URL")
+}
+
+pub async fn queue_arn(clients: &Clients, url: &str) -> anyhow::Result<String> {
+    clients
+        .sqs
+        .get_queue_attributes()
+        .queue_url(url)
+        .attribute_names(QueueAttributeName::QueueArn)
+        .send()
+        .await
+        .with_context(|| format!("reading the ARN of queue {url}"))?
+        .attributes
+        .and_then(|mut a| a.remove(&QueueAttributeName::QueueArn))
+        .context("the queue has no QueueArn attribute")
+}
