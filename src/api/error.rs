@@ -1,6 +1,7 @@
 //! One error type for every handler, answered as `{"error": {code, message}}`.
 
 use axum::Json;
+use axum::extract::rejection::JsonRejection;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use tracing::error;
@@ -10,6 +11,8 @@ pub enum ApiError {
     /// The request is wrong; the client can fix it.
     #[error("{message}")]
     BadRequest { code: &'static str, message: String },
+    #[error("{0}")]
+    BodyTooLarge(String),
     #[error("{0}")]
     NotFound(String),
     /// Something on our side (S3 unreachable, ...); logged with its cause chain.
@@ -26,12 +29,27 @@ impl ApiError {
     }
 }
 
+impl From<JsonRejection> for ApiError {
+    fn from(rejection: JsonRejection) -> ApiError {
+        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::BodyTooLarge(rejection.body_text())
+        } else {
+            ApiError::bad_request("invalid_request", rejection.body_text())
+        }
+    }
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let (status, code, message) = match &self {
             ApiError::BadRequest { code, message } => {
                 (StatusCode::BAD_REQUEST, *code, message.clone())
             }
+            ApiError::BodyTooLarge(message) => (
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "body_too_large",
+                message.clone(),
+            ),
             ApiError::NotFound(message) => (StatusCode::NOT_FOUND, "not_found", message.clone()),
             ApiError::Internal(cause) => {
                 error!(message = "Request failed", error = format!("{cause:#}"));

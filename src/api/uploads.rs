@@ -47,8 +47,7 @@ pub async fn create(
     State(state): State<Arc<AppState>>,
     body: Result<Json<UploadRequest>, JsonRejection>,
 ) -> Result<Json<UploadResponse>, ApiError> {
-    let Json(request) =
-        body.map_err(|e| ApiError::bad_request("invalid_request", e.body_text()))?;
+    let Json(request) = body?;
 
     if request.filename.is_empty() || request.filename.len() > 1024 {
         return Err(ApiError::bad_request(

@@ -1,0 +1,199 @@
+//! One fresh imgflow per test: its own uuid-named buckets and queues on the
+//! LocalStack at `AWS_ENDPOINT_URL` (default 127.0.0.1:4566), a worker, and
+//! the API on a random loopback port. `TEST_LOG=1` shows the service's logs.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use aws_sdk_s3::primitives::ByteStream;
+use aws_sdk_sqs::types::QueueAttributeName;
+use imgflow::api::{self, AppState};
+use imgflow::aws::Clients;
+use imgflow::config::{ApiConfig, AwsConfig, PresetConfig, Resources};
+use imgflow::outbox::{self, Manifest};
+use imgflow::pipeline::Limits;
+use imgflow::setup::{self, SetupReport};
+use imgflow::worker::Worker;
+use tokio_util::sync::CancellationToken;
+
+pub const ROCKET: &[u8] = include_bytes!("../fixtures/rocket.jpg");
+pub const CHELSEA: &[u8] = include_bytes!("../fixtures/chelsea.png");
+pub const NOT_AN_IMAGE: &[u8] = include_bytes!("../fixtures/not-an-image.txt");
+
+pub struct TestApp {
+    pub clients: Clients,
+    pub resources: Resources,
+    pub queues: SetupReport,
+    /// `http://127.0.0.1:<port>`
+    pub api: String,
+    pub http: reqwest::Client,
+    shutdown: CancellationToken,
+}
+
+pub fn aws_config() -> AwsConfig {
+    AwsConfig {
+        endpoint_url: std::env::var("AWS_ENDPOINT_URL").ok(),
+        real_aws: false,
+        region: "us-east-1".into(),
+    }
+}
+
+/// Resources no other test uses.
+pub fn fresh_resources() -> Resources {
+    let id = &uuid::Uuid::new_v4().simple().to_string()[..12];
+    Resources {
+        inbox: format!("it-{id}-inbox"),
+        outbox: format!("it-{id}-outbox"),
+        queue: format!("it-{id}-jobs"),
+    }
+}
+
+impl TestApp {
+    pub async fn spawn() -> TestApp {
+        if std::env::var_os("TEST_LOG").is_some() {
+            imgflow::telemetry::init();
+        }
+        let clients = Clients::new(&aws_config()).await;
+        let resources = fresh_resources();
+        let queues = setup::setup(&clients, &resources)
+            .await
+            .expect("setup against LocalStack (is it running? scripts/localstack.sh start)");
+        let presets = PresetConfig {
+            presets: vec![],
+            default_preset: "default".into(),
+        }
+        .presets()
+        .unwrap();
+        let limits = Limits::default();
+        let shutdown = CancellationToken::new();
+
+        let worker = Worker::new(
+            clients.clone(),
+            resources.clone(),
+            limits,
+            presets.clone(),
+            2,
+            2,
+        )
+        .await
+        .expect("worker start");
+        tokio::spawn(Arc::new(worker).run(shutdown.clone()));
+
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let state = Arc::new(AppState {
+            clients: clients.clone(),
+            resources: resources.clone(),
+            presets,
+            limits,
+            config: ApiConfig {
+                listen: addr,
+                upload_expiry_secs: 300,
+                download_expiry_secs: 300,
+            },
+        });
+        tokio::spawn(api::serve(listener, state, shutdown.clone()));
+
+        TestApp {
+            clients,
+            resources,
+            queues,
+            api: format!("http://{addr}"),
+            http: reqwest::Client::new(),
+            shutdown,
+        }
+    }
+
+    /// Write straight to the inbox, as `aws s3 cp --metadata` would.
+    pub async fn put_inbox(&self, key: &str, bytes: &[u8], metadata: &[(&str, &str)]) {
+        let metadata: HashMap<String, String> = metadata
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        self.clients
+            .s3
+            .put_object()
+            .bucket(&self.resources.inbox)
+            .key(key)
+            .set_metadata(Some(metadata))
+            .body(ByteStream::from(bytes.to_vec()))
+            .send()
+            .await
+            .expect("put into the inbox");
+    }
+
+    pub async fn get_outbox(&self, key: &str) -> Option<Vec<u8>> {
+        let out = self
+            .clients
+            .s3
+            .get_object()
+            .bucket(&self.resources.outbox)
+            .key(key)
+            .send()
+            .await
+            .ok()?;
+        Some(out.body.collect().await.unwrap().into_bytes().to_vec())
+    }
+
+    /// The manifest for `inbox_key`, once the worker has written it.
+    pub async fn wait_for_manifest(&self, inbox_key: &str) -> Manifest {
+        let key = outbox::manifest_key(inbox_key);
+        for _ in 0..120 {
+            if let Some(bytes) = self.get_outbox(&key).await {
+                return serde_json::from_slice(&bytes).expect("manifest is JSON");
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+        panic!("no manifest at {key} after 30 s");
+    }
+
+    /// Visible plus in-flight messages on a queue.
+    pub async fn messages_on(&self, queue_url: &str) -> u64 {
+        let attrs = self
+            .clients
+            .sqs
+            .get_queue_attributes()
+            .queue_url(queue_url)
+            .attribute_names(QueueAttributeName::ApproximateNumberOfMessages)
+            .attribute_names(QueueAttributeName::ApproximateNumberOfMessagesNotVisible)
+            .send()
+            .await
+            .unwrap()
+            .attributes
+            .unwrap_or_default();
+        [
+            QueueAttributeName::ApproximateNumberOfMessages,
+            QueueAttributeName::ApproximateNumberOfMessagesNotVisible,
+        ]
+        .iter()
+        .map(|a| attrs.get(a).map_or(0, |v| v.parse::<u64>().unwrap()))
+        .sum()
+    }
+
+    /// Wait until the job queue holds nothing, visible or in flight: every
+    /// message was deleted (a message left undeleted stays in flight for
+    /// the visibility timeout, far longer than this waits).
+    pub async fn wait_until_queue_is_empty(&self) {
+        for _ in 0..80 {
+            if self.messages_on(&self.queues.queue_url).await == 0 {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+        panic!("the job queue still holds messages after 20 s");
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+    }
+}
+
+/// Width and height of an encoded image, and its format.
+pub fn decoded(bytes: &[u8]) -> (u32, u32, image::ImageFormat) {
+    let format = image::guess_format(bytes).expect("an image format");
+    let image = image::load_from_memory(bytes).expect("decodes");
+    (image.width(), image.height(), format)
+}

@@ -1,0 +1,8 @@
+//! Integration tests against a real LocalStack (S3 + SQS): `scripts/test.sh`
+//! starts one. Each test gets its own buckets and queues.
+
+mod api;
+mod drop_in;
+mod harness;
+mod presign;
+mod setup;
