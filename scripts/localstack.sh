@@ -53,13 +53,12 @@ start() {
         return 0
     fi
     install
-    mkdir -p "$state/data"
     echo "localstack: starting on $listen (log: $logfile)" >&2
     (
         cd "$state"
         export SERVICES=s3,sqs GATEWAY_LISTEN="$listen" DISABLE_EVENTS=1 \
             SKIP_SSL_CERT_DOWNLOAD=1 DNS_ADDRESS=0 S3_SKIP_SIGNATURE_VALIDATION=0 \
-            LOCALSTACK_VOLUME_DIR="$state/data" SQS_ENDPOINT_STRATEGY=path
+            LOCALSTACK_HOST="$listen" SQS_ENDPOINT_STRATEGY=path
         # setsid: its own process group, so `stop` can end it and its children.
         setsid "$venv/bin/python" -m localstack.runtime.main >"$logfile" 2>&1 < /dev/null &
         echo $! > "$pidfile"

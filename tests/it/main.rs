@@ -2,6 +2,7 @@
 //! starts one. Each test gets its own buckets and queues.
 
 mod api;
+mod architecture;
 mod drop_in;
 mod harness;
 mod presign;
