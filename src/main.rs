@@ -2,6 +2,7 @@
 //! dispatch. Everything it runs lives in the library.
 
 use std::path::{Path, PathBuf};
+use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::Context;
@@ -113,9 +114,44 @@ struct ProcessArgs {
 }
 
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
+async fn main() -> ExitCode {
     telemetry::init();
-    match Cli::parse().command {
+    let cli = Cli::parse();
+    let endpoint = cli
+        .command
+        .aws()
+        .and_then(|aws| aws.endpoint().map(str::to_owned));
+    match run(cli.command).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("imgflow: {err:#}");
+            // The SDK words "nothing listens there" as a dispatch failure.
+            if format!("{err:#}").contains("dispatch failure") {
+                let target = endpoint.as_deref().unwrap_or("AWS");
+                eprintln!(
+                    "hint: nothing answered at {target}; start LocalStack (scripts/localstack.sh start) \
+                     or point AWS_ENDPOINT_URL / --real-aws elsewhere"
+                );
+            }
+            ExitCode::FAILURE
+        }
+    }
+}
+
+impl Command {
+    fn aws(&self) -> Option<&AwsConfig> {
+        match self {
+            Command::Up(a) => Some(&a.aws),
+            Command::Api(a) => Some(&a.aws),
+            Command::Worker(a) => Some(&a.aws),
+            Command::Setup(a) => Some(&a.aws),
+            Command::Process(_) | Command::Submit(_) => None,
+        }
+    }
+}
+
+async fn run(command: Command) -> anyhow::Result<()> {
+    match command {
         Command::Setup(args) => {
             let clients = Clients::new(&args.aws).await;
             let report = setup::setup(&clients, &args.resources).await?;

@@ -3,6 +3,7 @@
 
 mod api;
 mod architecture;
+mod cli;
 mod drop_in;
 mod harness;
 mod presign;
