@@ -5,17 +5,6 @@ use serde_json::{Value, json};
 
 use crate::harness::TestApp;
 
-async fn post_upload(app: &TestApp, body: Value) -> (StatusCode, Value) {
-    let response = app
-        .http
-        .post(format!("{}/v1/uploads", app.api))
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
-    (response.status(), response.json().await.unwrap())
-}
-
 #[tokio::test]
 async fn bad_upload_requests_get_a_400_with_a_stable_code() {
     let app = TestApp::spawn().await;
@@ -39,7 +28,7 @@ async fn bad_upload_requests_get_a_400_with_a_stable_code() {
         (json!({"filename": "a.jpg"}), "invalid_request"),
     ];
     for (body, code) in cases {
-        let (status, answer) = post_upload(&app, body.clone()).await;
+        let (status, answer) = app.post_upload(body.clone()).await;
         assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
         assert_eq!(answer["error"]["code"], code, "{body} → {answer}");
         assert!(
@@ -49,7 +38,7 @@ async fn bad_upload_requests_get_a_400_with_a_stable_code() {
         );
     }
 
-    let (status, answer) = post_upload(&app, ok).await;
+    let (status, answer) = app.post_upload(ok).await;
     assert_eq!(status, StatusCode::OK, "{answer}");
 }
 

@@ -105,6 +105,21 @@ impl TestApp {
         }
     }
 
+    /// `POST /v1/uploads`: the status and the JSON answer.
+    pub async fn post_upload(
+        &self,
+        body: serde_json::Value,
+    ) -> (reqwest::StatusCode, serde_json::Value) {
+        let response = self
+            .http
+            .post(format!("{}/v1/uploads", self.api))
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        (response.status(), response.json().await.unwrap())
+    }
+
     /// Write straight to the inbox, as `aws s3 cp --metadata` would.
     pub async fn put_inbox(&self, key: &str, bytes: &[u8], metadata: &[(&str, &str)]) {
         let metadata: HashMap<String, String> = metadata

@@ -8,15 +8,9 @@ use serde_json::{Value, json};
 use crate::harness::{CHELSEA, ROCKET, TestApp, decoded};
 
 async fn presign(app: &TestApp, body: Value) -> Value {
-    let response = app
-        .http
-        .post(format!("{}/v1/uploads", app.api))
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), StatusCode::OK);
-    response.json().await.unwrap()
+    let (status, upload) = app.post_upload(body).await;
+    assert_eq!(status, StatusCode::OK, "{upload}");
+    upload
 }
 
 /// PUT `bytes` to the presigned URL with `headers`, as a client would.
