@@ -5,13 +5,14 @@
 //! axum or the file system, so the CLI, the worker and the benchmarks all run
 //! exactly the same code.
 
+mod decode;
+mod encode;
 mod ops;
+mod watermark;
 
-use std::io::Cursor;
+use image::{DynamicImage, ImageFormat};
 
-use image::{DynamicImage, ImageDecoder, ImageFormat, ImageReader};
-
-use crate::recipe::{DEFAULT_JPEG_QUALITY, Format, Output, Recipe};
+use crate::recipe::{Format, Op, Output, Recipe};
 
 /// Checked before any pixel is decoded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -53,11 +54,15 @@ pub enum PipelineError {
     TooManyBytes { bytes: u64, max_bytes: u64 },
     #[error("the image could not be decoded: {0}")]
     Corrupt(#[source] image::ImageError),
-    #[error("output {output:?} could not be encoded: {source}")]
-    Encode {
-        output: String,
-        #[source]
-        source: image::ImageError,
+    #[error("output {output:?} could not be encoded: {reason}")]
+    Encode { output: String, reason: String },
+    #[error("{op} failed: {reason}")]
+    Operation { op: &'static str, reason: String },
+    #[error("the crop {crop} lies outside the {width}x{height} image")]
+    CropOutside {
+        crop: String,
+        width: u32,
+        height: u32,
     },
 }
 
@@ -71,6 +76,8 @@ impl PipelineError {
             }
             PipelineError::Corrupt(_) => "corrupt_image",
             PipelineError::Encode { .. } => "encode_failed",
+            PipelineError::CropOutside { .. } => "crop_outside_image",
+            PipelineError::Operation { .. } => "operation_failed",
         }
     }
 }
@@ -79,6 +86,9 @@ impl PipelineError {
 pub struct Source {
     pub image: DynamicImage,
     pub format: ImageFormat,
+    /// Upright size of the full image; `image` may be smaller when it was
+    /// decoded at a reduced scale for outputs that all start by shrinking.
+    pub full_size: (u32, u32),
 }
 
 /// One encoded output.
@@ -91,62 +101,63 @@ pub struct Rendition {
     pub bytes: Vec<u8>,
 }
 
-/// Decode `bytes`, refusing anything over `limits` before pixels are
-/// allocated, and apply the EXIF orientation.
+/// Decode `bytes` at full size, refusing anything over `limits` before
+/// pixels are allocated, and apply the EXIF orientation.
 pub fn decode(bytes: &[u8], limits: &Limits) -> Result<Source, PipelineError> {
-    if bytes.len() as u64 > limits.max_bytes {
-        return Err(PipelineError::TooManyBytes {
-            bytes: bytes.len() as u64,
-            max_bytes: limits.max_bytes,
-        });
-    }
-    let reader = ImageReader::new(Cursor::new(bytes))
-        .with_guessed_format()
-        .map_err(|_| PipelineError::UnsupportedImage)?;
-    let format = reader.format().ok_or(PipelineError::UnsupportedImage)?;
-    let mut decoder = reader.into_decoder().map_err(|e| match e {
-        image::ImageError::Unsupported(_) => PipelineError::UnsupportedImage,
-        e => PipelineError::Corrupt(e),
-    })?;
+    decode_for(bytes, limits, &[])
+}
 
-    let (width, height) = decoder.dimensions();
-    if width > limits.max_width
-        || height > limits.max_height
-        || u64::from(width) * u64::from(height) > limits.max_pixels
-    {
-        return Err(PipelineError::TooManyPixels {
-            width,
-            height,
-            max_width: limits.max_width,
-            max_height: limits.max_height,
-            max_pixels: limits.max_pixels,
-        });
-    }
-    let mut decoder_limits = image::Limits::default();
-    // Room for the decoded pixels at 16 bits x 4 channels, plus the decoder's own buffers.
-    decoder_limits.max_alloc = Some(limits.max_pixels * 8 + 64 * 1024 * 1024);
-    decoder
-        .set_limits(decoder_limits)
-        .map_err(PipelineError::Corrupt)?;
+/// Decode once for all of `outputs`: as small as the largest of them allows.
+fn decode_for(bytes: &[u8], limits: &Limits, outputs: &[Output]) -> Result<Source, PipelineError> {
+    let probe = decode::probe(bytes, limits)?;
+    let full_size = probe.upright();
+    let eighths = if probe.format == ImageFormat::Jpeg && !outputs.is_empty() {
+        outputs
+            .iter()
+            .map(|o| eighths_needed(full_size, o))
+            .max()
+            .unwrap_or(8)
+    } else {
+        8
+    };
+    let image = decode::decode(bytes, &probe, eighths, limits)?;
+    Ok(Source {
+        image,
+        format: probe.format,
+        full_size,
+    })
+}
 
-    let orientation = decoder.orientation().map_err(PipelineError::Corrupt)?;
-    let mut image = DynamicImage::from_decoder(decoder).map_err(PipelineError::Corrupt)?;
-    image.apply_orientation(orientation);
-    Ok(Source { image, format })
+/// The smallest DCT scale (in eighths) that still leaves at least as many
+/// pixels as `output`'s first resize needs; 8 when it does not start with one.
+fn eighths_needed(full: (u32, u32), output: &Output) -> u8 {
+    let Some(Op::Resize(resize)) = output.ops.first() else {
+        return 8;
+    };
+    let (tw, th) = ops::target_size(full, resize);
+    let need = (f64::from(tw) / f64::from(full.0)).max(f64::from(th) / f64::from(full.1));
+    // libjpeg rounds scaled sizes up, so k/8 of the size is never less than need.
+    (1..=8u8).find(|k| f64::from(*k) / 8.0 >= need).unwrap_or(8)
 }
 
 /// Make one output from a decoded source.
 pub fn render(source: &Source, output: &Output) -> Result<Rendition, PipelineError> {
     let mut image = std::borrow::Cow::Borrowed(&source.image);
-    for op in &output.ops {
-        image = std::borrow::Cow::Owned(ops::apply(&image, op));
+    for (i, op) in output.ops.iter().enumerate() {
+        // The first step sees the full-size geometry even if decoding was scaled.
+        let nominal = if i == 0 {
+            source.full_size
+        } else {
+            (image.width(), image.height())
+        };
+        image = std::borrow::Cow::Owned(ops::apply(&image, nominal, op)?);
     }
     let format = output
         .format
         .unwrap_or_else(|| default_format(source.format));
-    let bytes = ops::encode(&image, format).map_err(|source| PipelineError::Encode {
+    let bytes = encode::encode(&image, format).map_err(|reason| PipelineError::Encode {
         output: output.name.clone(),
-        source,
+        reason,
     })?;
     Ok(Rendition {
         name: output.name.clone(),
@@ -163,7 +174,7 @@ pub fn run(
     recipe: &Recipe,
     limits: &Limits,
 ) -> Result<Vec<Rendition>, PipelineError> {
-    let source = decode(bytes, limits)?;
+    let source = decode_for(bytes, limits, &recipe.outputs)?;
     recipe
         .outputs
         .iter()
@@ -175,9 +186,11 @@ pub fn run(
 fn default_format(source: ImageFormat) -> Format {
     match source {
         ImageFormat::Png => Format::Png,
-        _ => Format::Jpeg {
-            quality: DEFAULT_JPEG_QUALITY,
+        ImageFormat::WebP => Format::WebP {
+            quality: crate::recipe::WebPQuality::Lossy(crate::recipe::DEFAULT_WEBP_QUALITY),
         },
+        ImageFormat::Gif => Format::Gif,
+        _ => Format::JPEG,
     }
 }
 

@@ -1,3 +1,5 @@
+use std::io::Cursor;
+
 use super::ops::target_size;
 use super::*;
 use crate::recipe::{Fit, Resize};
@@ -10,6 +12,7 @@ fn fit(width: Option<u32>, height: Option<u32>, fit: Fit, upscale: bool) -> Resi
         width,
         height,
         fit,
+        gravity: crate::recipe::Anchor::Center,
         upscale,
     }
 }

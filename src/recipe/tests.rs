@@ -5,6 +5,7 @@ fn resize(width: Option<u32>, height: Option<u32>, fit: Fit) -> Op {
         width,
         height,
         fit,
+        gravity: Anchor::Center,
         upscale: false,
     })
 }
@@ -33,7 +34,13 @@ fn several_named_outputs_each_with_a_format() {
         recipe.outputs[0].ops,
         vec![resize(Some(200), Some(200), Fit::Cover)]
     );
-    assert_eq!(recipe.outputs[0].format, Some(Format::Jpeg { quality: 70 }));
+    assert_eq!(
+        recipe.outputs[0].format,
+        Some(Format::Jpeg {
+            quality: 70,
+            background: WHITE
+        })
+    );
     assert_eq!(recipe.outputs[1].format, Some(Format::Png));
 }
 

@@ -1,0 +1,178 @@
+//! Decoding: read the header, check the limits, then decode, at a reduced
+//! scale where every output only needs a smaller image.
+//!
+//! JPEG goes through libjpeg-turbo, whose DCT scaling decodes at 1/8..8/8 of
+//! the size for a fraction of the work; anything it refuses (CMYK, a
+//! truncated file) falls back to the `image` crate, as do PNG, WebP and GIF.
+
+use std::io::Cursor;
+
+use image::metadata::Orientation;
+use image::{DynamicImage, ImageDecoder, ImageFormat, ImageReader};
+
+use super::{Limits, PipelineError};
+
+/// What the header says, before any pixel is decoded.
+#[derive(Debug, Clone, Copy)]
+pub struct Probe {
+    pub format: ImageFormat,
+    /// As stored, before orientation.
+    pub width: u32,
+    pub height: u32,
+    pub orientation: Orientation,
+}
+
+impl Probe {
+    /// Width and height once the EXIF orientation is applied.
+    pub fn upright(&self) -> (u32, u32) {
+        if swaps_axes(self.orientation) {
+            (self.height, self.width)
+        } else {
+            (self.width, self.height)
+        }
+    }
+}
+
+fn swaps_axes(orientation: Orientation) -> bool {
+    matches!(
+        orientation,
+        Orientation::Rotate90
+            | Orientation::Rotate270
+            | Orientation::Rotate90FlipH
+            | Orientation::Rotate270FlipH
+    )
+}
+
+/// Read the header and enforce the limits.
+pub fn probe(bytes: &[u8], limits: &Limits) -> Result<Probe, PipelineError> {
+    if bytes.len() as u64 > limits.max_bytes {
+        return Err(PipelineError::TooManyBytes {
+            bytes: bytes.len() as u64,
+            max_bytes: limits.max_bytes,
+        });
+    }
+    let reader = ImageReader::new(Cursor::new(bytes))
+        .with_guessed_format()
+        .map_err(|_| PipelineError::UnsupportedImage)?;
+    let format = reader.format().ok_or(PipelineError::UnsupportedImage)?;
+    let mut decoder = reader.into_decoder().map_err(|e| match e {
+        image::ImageError::Unsupported(_) => PipelineError::UnsupportedImage,
+        e => PipelineError::Corrupt(e),
+    })?;
+    let (width, height) = decoder.dimensions();
+    check_limits(width, height, limits)?;
+    // A broken EXIF block is not worth failing the image for.
+    let orientation = decoder.orientation().unwrap_or(Orientation::NoTransforms);
+    Ok(Probe {
+        format,
+        width,
+        height,
+        orientation,
+    })
+}
+
+fn check_limits(width: u32, height: u32, limits: &Limits) -> Result<(), PipelineError> {
+    if width > limits.max_width
+        || height > limits.max_height
+        || u64::from(width) * u64::from(height) > limits.max_pixels
+    {
+        return Err(PipelineError::TooManyPixels {
+            width,
+            height,
+            max_width: limits.max_width,
+            max_height: limits.max_height,
+            max_pixels: limits.max_pixels,
+        });
+    }
+    Ok(())
+}
+
+/// Decode at `eighths`/8 of the full size (JPEG only; other formats ignore
+/// it), apply the EXIF orientation, and normalise to 8 bits per channel.
+pub fn decode(
+    bytes: &[u8],
+    probe: &Probe,
+    eighths: u8,
+    limits: &Limits,
+) -> Result<DynamicImage, PipelineError> {
+    let image = match probe.format {
+        ImageFormat::Jpeg => match decode_turbo(bytes, eighths) {
+            Some(image) => image,
+            None => decode_generic(bytes, limits)?,
+        },
+        _ => decode_generic(bytes, limits)?,
+    };
+    let mut image = to_8_bit(image);
+    image.apply_orientation(probe.orientation);
+    Ok(image)
+}
+
+/// libjpeg-turbo, or `None` where it cannot (the caller falls back).
+fn decode_turbo(bytes: &[u8], eighths: u8) -> Option<DynamicImage> {
+    let mut decompressor = turbojpeg::Decompressor::new().ok()?;
+    if eighths < 8 {
+        decompressor
+            .set_scaling_factor(turbojpeg::ScalingFactor::new(usize::from(eighths), 8))
+            .ok()?;
+    }
+    let header = decompressor.read_header(bytes).ok()?;
+    let gray = header.colorspace == turbojpeg::Colorspace::Gray;
+    let scaled = header.scaled(decompressor.scaling_factor());
+    let format = if gray {
+        turbojpeg::PixelFormat::GRAY
+    } else {
+        match header.colorspace {
+            turbojpeg::Colorspace::YCbCr | turbojpeg::Colorspace::RGB => {
+                turbojpeg::PixelFormat::RGB
+            }
+            _ => return None,
+        }
+    };
+    let pitch = scaled.width * format.size();
+    let mut image = turbojpeg::Image {
+        pixels: vec![0u8; pitch * scaled.height],
+        width: scaled.width,
+        pitch,
+        height: scaled.height,
+        format,
+    };
+    decompressor.decompress(bytes, image.as_deref_mut()).ok()?;
+    let (w, h) = (
+        u32::try_from(scaled.width).ok()?,
+        u32::try_from(scaled.height).ok()?,
+    );
+    if gray {
+        image::GrayImage::from_raw(w, h, image.pixels).map(DynamicImage::ImageLuma8)
+    } else {
+        image::RgbImage::from_raw(w, h, image.pixels).map(DynamicImage::ImageRgb8)
+    }
+}
+
+fn decode_generic(bytes: &[u8], limits: &Limits) -> Result<DynamicImage, PipelineError> {
+    let reader = ImageReader::new(Cursor::new(bytes))
+        .with_guessed_format()
+        .map_err(|_| PipelineError::UnsupportedImage)?;
+    let mut decoder = reader.into_decoder().map_err(PipelineError::Corrupt)?;
+    let mut decoder_limits = image::Limits::default();
+    // Room for the decoded pixels at 16 bits x 4 channels, plus the decoder's own buffers.
+    decoder_limits.max_alloc = Some(limits.max_pixels * 8 + 64 * 1024 * 1024);
+    decoder
+        .set_limits(decoder_limits)
+        .map_err(PipelineError::Corrupt)?;
+    // Animated GIF and WebP: only the first frame is decoded.
+    DynamicImage::from_decoder(decoder).map_err(PipelineError::Corrupt)
+}
+
+/// Every operation works on 8-bit gray, gray+alpha, RGB or RGBA.
+fn to_8_bit(image: DynamicImage) -> DynamicImage {
+    match image {
+        DynamicImage::ImageLuma8(_)
+        | DynamicImage::ImageLumaA8(_)
+        | DynamicImage::ImageRgb8(_)
+        | DynamicImage::ImageRgba8(_) => image,
+        DynamicImage::ImageLuma16(_) => DynamicImage::ImageLuma8(image.to_luma8()),
+        DynamicImage::ImageLumaA16(_) => DynamicImage::ImageLumaA8(image.to_luma_alpha8()),
+        other if other.color().has_alpha() => DynamicImage::ImageRgba8(other.to_rgba8()),
+        other => DynamicImage::ImageRgb8(other.to_rgb8()),
+    }
+}
