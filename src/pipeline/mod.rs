@@ -128,16 +128,20 @@ fn decode_for(bytes: &[u8], limits: &Limits, outputs: &[Output]) -> Result<Sourc
     })
 }
 
-/// The smallest DCT scale (in eighths) that still leaves at least as many
-/// pixels as `output`'s first resize needs; 8 when it does not start with one.
+/// The smallest DCT scale (in eighths) that leaves at least twice the pixels
+/// `output`'s first resize needs, so Lanczos still does the final step (the
+/// rule libvips's thumbnail uses); 8 when the output does not start with a
+/// resize.
 fn eighths_needed(full: (u32, u32), output: &Output) -> u8 {
     let Some(Op::Resize(resize)) = output.ops.first() else {
         return 8;
     };
     let (tw, th) = ops::target_size(full, resize);
     let need = (f64::from(tw) / f64::from(full.0)).max(f64::from(th) / f64::from(full.1));
-    // libjpeg rounds scaled sizes up, so k/8 of the size is never less than need.
-    (1..=8u8).find(|k| f64::from(*k) / 8.0 >= need).unwrap_or(8)
+    // libjpeg rounds scaled sizes up, so k/8 of the size is never less than asked.
+    (1..=8u8)
+        .find(|k| f64::from(*k) / 8.0 >= 2.0 * need)
+        .unwrap_or(8)
 }
 
 /// Make one output from a decoded source.

@@ -143,3 +143,203 @@ fn presets_stand_in_for_recipes_and_the_default_for_neither() {
         "invalid_recipe"
     );
 }
+
+#[test]
+fn every_operation_and_format_parses() {
+    let text = "resize,w=10,h=20,fit=cover,gravity=top-left/crop,x=1,y=2,w=3,h=4/rotate,deg=270/\
+                flip,dir=v/watermark,text=Caf%C3%A9%20%E2%9C%93,pos=top,size=5pct,color=ff8800,opacity=0.25,margin=12px/\
+                grayscale/sepia/blur,sigma=2.5/sharpen,sigma=1,amount=0.5/webp,q=75";
+    let recipe = Recipe::parse(text).unwrap();
+    let output = &recipe.outputs[0];
+    assert_eq!(output.ops.len(), 9);
+    assert_eq!(
+        output.ops[4],
+        Op::Watermark(Watermark {
+            text: "Café ✓".into(),
+            anchor: Anchor::Top,
+            size: Length::Pct(5.0),
+            color: Rgb([0xff, 0x88, 0x00]),
+            opacity: 0.25,
+            margin: Length::Px(12),
+        })
+    );
+    assert_eq!(output.ops[7], Op::Blur { sigma: 2.5 });
+    assert_eq!(
+        output.format,
+        Some(Format::WebP {
+            quality: WebPQuality::Lossy(75)
+        })
+    );
+    for format in ["webp,lossless=true", "gif", "jpeg,q=50,bg=000000", "png"] {
+        Recipe::parse(format).unwrap();
+    }
+}
+
+#[test]
+fn bad_parameters_of_the_new_operations_are_refused() {
+    for bad in [
+        "rotate,deg=45",
+        "flip,dir=x",
+        "crop,x=1,y=2,w=3",
+        "watermark",
+        "watermark,text=%FF",
+        "watermark,text=a,pos=middle",
+        "watermark,text=a,opacity=2",
+        "watermark,text=a,color=red",
+        "watermark,text=%0A",
+        "blur,sigma=0",
+        "blur,sigma=1000",
+        "sharpen,amount=-1",
+        "webp,q=80,lossless=true",
+        "resize,w=10,h=10,fit=cover,gravity=up",
+    ] {
+        assert!(Recipe::parse(bad).is_err(), "{bad:?} should be refused");
+    }
+}
+
+mod properties {
+    use proptest::prelude::*;
+
+    use super::super::*;
+
+    fn anchor() -> impl Strategy<Value = Anchor> {
+        proptest::sample::select(Anchor::ALL.to_vec())
+    }
+
+    fn length() -> impl Strategy<Value = Length> {
+        prop_oneof![
+            (0..=MAX_DIMENSION).prop_map(Length::Px),
+            (0.0f32..=100.0).prop_map(Length::Pct),
+        ]
+    }
+
+    fn op() -> impl Strategy<Value = Op> {
+        let dim = 1..=MAX_DIMENSION;
+        prop_oneof![
+            (
+                proptest::option::of(dim.clone()),
+                proptest::option::of(dim.clone()),
+                any::<bool>()
+            )
+                .prop_filter("w or h", |(w, h, _)| w.is_some() || h.is_some())
+                .prop_map(|(width, height, upscale)| Op::Resize(Resize {
+                    width,
+                    height,
+                    fit: Fit::Inside,
+                    gravity: Anchor::Center,
+                    upscale,
+                })),
+            (
+                dim.clone(),
+                dim.clone(),
+                anchor(),
+                prop_oneof![Just(Fit::Cover), Just(Fit::Fill)]
+            )
+                .prop_map(|(w, h, gravity, fit)| Op::Resize(Resize {
+                    width: Some(w),
+                    height: Some(h),
+                    fit,
+                    gravity,
+                    upscale: false,
+                })),
+            (0..MAX_DIMENSION, 0..MAX_DIMENSION, dim.clone(), dim).prop_map(
+                |(x, y, width, height)| Op::Crop(Crop {
+                    x,
+                    y,
+                    width,
+                    height
+                })
+            ),
+            prop_oneof![
+                Just(Rotation::R90),
+                Just(Rotation::R180),
+                Just(Rotation::R270)
+            ]
+            .prop_map(Op::Rotate),
+            prop_oneof![Just(FlipAxis::Horizontal), Just(FlipAxis::Vertical)].prop_map(Op::Flip),
+            (
+                "[^\\p{Cc}]{1,20}",
+                anchor(),
+                (1..=MAX_DIMENSION).prop_map(Length::Px),
+                any::<[u8; 3]>(),
+                0.0f32..=1.0,
+                length()
+            )
+                .prop_map(
+                    |(text, anchor, size, color, opacity, margin)| Op::Watermark(Watermark {
+                        text,
+                        anchor,
+                        size,
+                        color: Rgb(color),
+                        opacity,
+                        margin,
+                    })
+                ),
+            Just(Op::Grayscale),
+            Just(Op::Sepia),
+            (0.1f32..=MAX_SIGMA).prop_map(|sigma| Op::Blur { sigma }),
+            (0.1f32..=MAX_SIGMA, 0.0f32..=10.0)
+                .prop_map(|(sigma, amount)| Op::Sharpen { sigma, amount }),
+        ]
+    }
+
+    fn format() -> impl Strategy<Value = Option<Format>> {
+        proptest::option::of(prop_oneof![
+            (1u8..=100, any::<[u8; 3]>()).prop_map(|(quality, bg)| Format::Jpeg {
+                quality,
+                background: Rgb(bg)
+            }),
+            Just(Format::Png),
+            (1u8..=100).prop_map(|q| Format::WebP {
+                quality: WebPQuality::Lossy(q)
+            }),
+            Just(Format::WebP {
+                quality: WebPQuality::Lossless
+            }),
+            Just(Format::Gif),
+        ])
+    }
+
+    fn recipe() -> impl Strategy<Value = Recipe> {
+        proptest::collection::vec((proptest::collection::vec(op(), 0..5), format()), 1..=4)
+            .prop_filter("at least one step per output", |outputs| {
+                outputs
+                    .iter()
+                    .all(|(ops, f)| !ops.is_empty() || f.is_some())
+            })
+            .prop_map(|outputs| Recipe {
+                outputs: outputs
+                    .into_iter()
+                    .enumerate()
+                    .map(|(i, (ops, format))| Output {
+                        name: format!("out-{i}"),
+                        ops,
+                        format,
+                    })
+                    .collect(),
+            })
+    }
+
+    proptest! {
+        #[test]
+        fn the_canonical_form_of_any_recipe_parses_back_to_it(recipe in recipe()) {
+            let text = recipe.to_string();
+            prop_assume!(text.len() <= MAX_RECIPE_LEN);
+            prop_assert_eq!(Recipe::parse(&text), Ok(recipe), "{}", text);
+        }
+
+        #[test]
+        fn no_input_makes_the_parser_panic(text in "\\PC{0,80}") {
+            let _ = Recipe::parse(&text);
+        }
+
+        #[test]
+        fn near_miss_recipes_are_refused_or_accepted_but_never_panic(
+            text in "[a-z:=,/+%0-9.]{0,60}"
+        ) {
+            if let Ok(recipe) = Recipe::parse(&text) {
+                prop_assert_eq!(Recipe::parse(&recipe.to_string()), Ok(recipe));
+            }
+        }
+    }
+}
