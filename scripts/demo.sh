@@ -20,6 +20,7 @@ if ! scripts/localstack.sh status; then
     started=1
 fi
 
+scripts/deps.sh build
 cargo build --locked --quiet
 bin=target/debug/imgflow
 

@@ -13,6 +13,7 @@ use imgflow::api::{self, AppState};
 use imgflow::aws::Clients;
 use imgflow::client::{self, SubmitArgs};
 use imgflow::config::{ApiConfig, AwsConfig, LimitsConfig, PresetConfig, Resources, WorkerConfig};
+use imgflow::recipe::{Format, Recipe};
 use imgflow::worker::Worker;
 use imgflow::{pipeline, setup, telemetry};
 
@@ -287,12 +288,18 @@ fn shutdown_on_signal() -> CancellationToken {
 
 fn process(args: &ProcessArgs) -> anyhow::Result<()> {
     let presets = args.presets.presets()?;
-    let resolved = presets.resolve(args.recipe.as_deref(), args.use_preset.as_deref())?;
+    let mut recipe = presets
+        .resolve(args.recipe.as_deref(), args.use_preset.as_deref())?
+        .recipe;
+    let single_file = recipe.outputs.len() == 1 && args.output.extension().is_some();
+    if single_file && recipe.outputs[0].format.is_none() {
+        // `-o out.png` means PNG, as it does for sharp and ImageMagick.
+        recipe.outputs[0].format = Some(format_for(&args.output)?);
+    }
     let bytes =
         std::fs::read(&args.input).with_context(|| format!("reading {}", args.input.display()))?;
-    let renditions = pipeline::run(&bytes, &resolved.recipe, &args.limits.limits())
+    let renditions = pipeline::run(&bytes, &recipe, &args.limits.limits())
         .with_context(|| format!("processing {}", args.input.display()))?;
-    let single_file = renditions.len() == 1 && args.output.extension().is_some();
     for rendition in renditions {
         let path = if single_file {
             args.output.clone()
@@ -316,6 +323,28 @@ fn process(args: &ProcessArgs) -> anyhow::Result<()> {
         );
     }
     Ok(())
+}
+
+/// The format an output file's extension names, with default settings.
+fn format_for(path: &Path) -> anyhow::Result<Format> {
+    let extension = path
+        .extension()
+        .and_then(|e| e.to_str())
+        .unwrap_or_default()
+        .to_ascii_lowercase();
+    let step = match extension.as_str() {
+        "jpg" | "jpeg" => "jpeg",
+        "png" => "png",
+        "webp" => "webp",
+        "gif" => "gif",
+        other => anyhow::bail!(
+            "no format for the extension {other:?} of {}: end the recipe with jpeg, png, webp or gif",
+            path.display()
+        ),
+    };
+    Ok(Recipe::parse(step)?.outputs[0]
+        .format
+        .expect("a format step"))
 }
 
 fn write(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {

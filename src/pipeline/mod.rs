@@ -128,20 +128,22 @@ fn decode_for(bytes: &[u8], limits: &Limits, outputs: &[Output]) -> Result<Sourc
     })
 }
 
-/// The smallest DCT scale (in eighths) that leaves at least twice the pixels
-/// `output`'s first resize needs, so Lanczos still does the final step (the
-/// rule libvips's thumbnail uses); 8 when the output does not start with a
-/// resize.
+/// The DCT scale (in eighths) to decode at for `output`, libvips's
+/// shrink-on-load rule: 1/2, 1/4 or 1/8 when the output's first resize
+/// shrinks by at least 4, 8 or 16 times, so Lanczos always does a final
+/// step of at least 2x; 8 (full size) otherwise.
 fn eighths_needed(full: (u32, u32), output: &Output) -> u8 {
     let Some(Op::Resize(resize)) = output.ops.first() else {
         return 8;
     };
     let (tw, th) = ops::target_size(full, resize);
-    let need = (f64::from(tw) / f64::from(full.0)).max(f64::from(th) / f64::from(full.1));
-    // libjpeg rounds scaled sizes up, so k/8 of the size is never less than asked.
-    (1..=8u8)
-        .find(|k| f64::from(*k) / 8.0 >= 2.0 * need)
-        .unwrap_or(8)
+    let shrink = (f64::from(full.0) / f64::from(tw)).min(f64::from(full.1) / f64::from(th));
+    match shrink {
+        s if s >= 16.0 => 1,
+        s if s >= 8.0 => 2,
+        s if s >= 4.0 => 4,
+        _ => 8,
+    }
 }
 
 /// Make one output from a decoded source.

@@ -6,5 +6,7 @@ mod architecture;
 mod cli;
 mod drop_in;
 mod harness;
+mod orientation;
 mod presign;
+mod reference;
 mod setup;
