@@ -57,7 +57,7 @@ pub fn probe(bytes: &[u8], limits: &Limits) -> Result<Probe, PipelineError> {
     let format = reader.format().ok_or(PipelineError::UnsupportedImage)?;
     let mut decoder = reader.into_decoder().map_err(|e| match e {
         image::ImageError::Unsupported(_) => PipelineError::UnsupportedImage,
-        e => PipelineError::Corrupt(e),
+        e => PipelineError::Corrupt(e.to_string()),
     })?;
     let (width, height) = decoder.dimensions();
     check_limits(width, height, limits)?;
@@ -96,7 +96,7 @@ pub fn decode(
     limits: &Limits,
 ) -> Result<DynamicImage, PipelineError> {
     let image = match probe.format {
-        ImageFormat::Jpeg => match decode_turbo(bytes, eighths) {
+        ImageFormat::Jpeg => match decode_turbo(bytes, eighths)? {
             Some(image) => image,
             None => decode_generic(bytes, limits)?,
         },
@@ -107,27 +107,26 @@ pub fn decode(
     Ok(image)
 }
 
-/// libjpeg-turbo, or `None` where it cannot (the caller falls back).
-fn decode_turbo(bytes: &[u8], eighths: u8) -> Option<DynamicImage> {
-    let mut decompressor = turbojpeg::Decompressor::new().ok()?;
+/// libjpeg-turbo; `None` for colour spaces it cannot turn into RGB (CMYK,
+/// YCCK), which the `image` crate decodes instead. A truncated or damaged
+/// file is an error, not a partly grey picture (sharp's default too).
+fn decode_turbo(bytes: &[u8], eighths: u8) -> Result<Option<DynamicImage>, PipelineError> {
+    let tj = |e: turbojpeg::Error| PipelineError::Corrupt(e.to_string());
+    let mut decompressor = turbojpeg::Decompressor::new().map_err(tj)?;
     if eighths < 8 {
         decompressor
             .set_scaling_factor(turbojpeg::ScalingFactor::new(usize::from(eighths), 8))
-            .ok()?;
+            .map_err(tj)?;
     }
-    let header = decompressor.read_header(bytes).ok()?;
-    let gray = header.colorspace == turbojpeg::Colorspace::Gray;
-    let scaled = header.scaled(decompressor.scaling_factor());
-    let format = if gray {
-        turbojpeg::PixelFormat::GRAY
-    } else {
-        match header.colorspace {
-            turbojpeg::Colorspace::YCbCr | turbojpeg::Colorspace::RGB => {
-                turbojpeg::PixelFormat::RGB
-            }
-            _ => return None,
+    let header = decompressor.read_header(bytes).map_err(tj)?;
+    let (format, gray) = match header.colorspace {
+        turbojpeg::Colorspace::Gray => (turbojpeg::PixelFormat::GRAY, true),
+        turbojpeg::Colorspace::YCbCr | turbojpeg::Colorspace::RGB => {
+            (turbojpeg::PixelFormat::RGB, false)
         }
+        _ => return Ok(None),
     };
+    let scaled = header.scaled(decompressor.scaling_factor());
     let pitch = scaled.width * format.size();
     let mut image = turbojpeg::Image {
         pixels: vec![0u8; pitch * scaled.height],
@@ -136,31 +135,32 @@ fn decode_turbo(bytes: &[u8], eighths: u8) -> Option<DynamicImage> {
         height: scaled.height,
         format,
     };
-    decompressor.decompress(bytes, image.as_deref_mut()).ok()?;
-    let (w, h) = (
-        u32::try_from(scaled.width).ok()?,
-        u32::try_from(scaled.height).ok()?,
-    );
-    if gray {
+    decompressor
+        .decompress(bytes, image.as_deref_mut())
+        .map_err(tj)?;
+    // The header's sizes passed the limits, so they fit in u32.
+    let (w, h) = (scaled.width as u32, scaled.height as u32);
+    let image = if gray {
         image::GrayImage::from_raw(w, h, image.pixels).map(DynamicImage::ImageLuma8)
     } else {
         image::RgbImage::from_raw(w, h, image.pixels).map(DynamicImage::ImageRgb8)
-    }
+    };
+    image
+        .map(Some)
+        .ok_or_else(|| PipelineError::Corrupt("decoded buffer of the wrong size".into()))
 }
 
 fn decode_generic(bytes: &[u8], limits: &Limits) -> Result<DynamicImage, PipelineError> {
     let reader = ImageReader::new(Cursor::new(bytes))
         .with_guessed_format()
         .map_err(|_| PipelineError::UnsupportedImage)?;
-    let mut decoder = reader.into_decoder().map_err(PipelineError::Corrupt)?;
+    let mut decoder = reader.into_decoder().map_err(corrupt)?;
     let mut decoder_limits = image::Limits::default();
     // Room for the decoded pixels at 16 bits x 4 channels, plus the decoder's own buffers.
     decoder_limits.max_alloc = Some(limits.max_pixels * 8 + 64 * 1024 * 1024);
-    decoder
-        .set_limits(decoder_limits)
-        .map_err(PipelineError::Corrupt)?;
+    decoder.set_limits(decoder_limits).map_err(corrupt)?;
     // Animated GIF and WebP: only the first frame is decoded.
-    DynamicImage::from_decoder(decoder).map_err(PipelineError::Corrupt)
+    DynamicImage::from_decoder(decoder).map_err(corrupt)
 }
 
 /// Every operation works on 8-bit gray, gray+alpha, RGB or RGBA.
@@ -175,4 +175,8 @@ fn to_8_bit(image: DynamicImage) -> DynamicImage {
         other if other.color().has_alpha() => DynamicImage::ImageRgba8(other.to_rgba8()),
         other => DynamicImage::ImageRgb8(other.to_rgb8()),
     }
+}
+
+fn corrupt(e: image::ImageError) -> PipelineError {
+    PipelineError::Corrupt(e.to_string())
 }

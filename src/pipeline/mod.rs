@@ -53,7 +53,7 @@ pub enum PipelineError {
     #[error("the file is {bytes} bytes; the limit is {max_bytes}")]
     TooManyBytes { bytes: u64, max_bytes: u64 },
     #[error("the image could not be decoded: {0}")]
-    Corrupt(#[source] image::ImageError),
+    Corrupt(String),
     #[error("output {output:?} could not be encoded: {reason}")]
     Encode { output: String, reason: String },
     #[error("{op} failed: {reason}")]

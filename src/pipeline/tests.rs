@@ -107,9 +107,10 @@ fn text_is_not_an_image() {
 #[test]
 fn a_truncated_image_is_reported_as_corrupt() {
     let recipe = Recipe::parse("resize,w=50").unwrap();
-    // (A truncated JPEG decodes, grey at the bottom, as in browsers; a PNG does not.)
-    let err = run(&CHELSEA[..CHELSEA.len() / 3], &recipe, &Limits::default()).unwrap_err();
-    assert_eq!(err.code(), "corrupt_image", "{err}");
+    for truncated in [&ROCKET[..ROCKET.len() / 2], &CHELSEA[..CHELSEA.len() / 3]] {
+        let err = run(truncated, &recipe, &Limits::default()).unwrap_err();
+        assert_eq!(err.code(), "corrupt_image", "{err}");
+    }
 }
 
 #[test]
@@ -412,4 +413,14 @@ fn decoding_shrinks_only_as_far_as_every_output_allows() {
     assert_eq!(need("a:resize,w=200+b:resize,w=1000"), 4);
     assert_eq!(need("a:resize,w=300+b:grayscale"), 8);
     assert_eq!(need("grayscale/resize,w=100"), 8);
+}
+
+#[test]
+fn a_cmyk_jpeg_is_decoded_too() {
+    let cmyk = include_bytes!("../../tests/fixtures/rocket-cmyk.jpg");
+    let out = png_of("resize,w=80/png", cmyk).to_rgb8();
+    assert_eq!(out.dimensions(), (80, 54));
+    // Mostly a dark blue sky: a colour decode, not garbage or black.
+    let top = out.get_pixel(40, 5);
+    assert!(top[2] > top[0], "{top:?}");
 }
