@@ -1,6 +1,8 @@
 //! Encoders. Nothing of the source's metadata (EXIF, ICC, XMP) is copied:
 //! outputs are stripped by construction.
 
+use std::borrow::Cow;
+
 use image::codecs::png::{CompressionType, FilterType, PngEncoder};
 use image::{DynamicImage, Rgb, RgbImage};
 
@@ -91,10 +93,12 @@ fn jpeg(image: &DynamicImage, quality: u8) -> Result<Vec<u8>, String> {
 /// JPEG has no alpha channel: composite onto `background`, as a browser
 /// shows the image on a page of that colour, rather than dropping alpha and
 /// exposing whatever colour the transparent pixels happen to hold.
-fn flatten(image: &DynamicImage, background: [u8; 3]) -> DynamicImage {
+fn flatten(image: &DynamicImage, background: [u8; 3]) -> Cow<'_, DynamicImage> {
     match image {
-        DynamicImage::ImageLuma8(_) | DynamicImage::ImageRgb8(_) => return image.clone(),
-        _ if !image.color().has_alpha() => return DynamicImage::ImageRgb8(image.to_rgb8()),
+        DynamicImage::ImageLuma8(_) | DynamicImage::ImageRgb8(_) => return Cow::Borrowed(image),
+        _ if !image.color().has_alpha() => {
+            return Cow::Owned(DynamicImage::ImageRgb8(image.to_rgb8()));
+        }
         _ => {}
     }
     let rgba = image.to_rgba8();
@@ -109,5 +113,5 @@ fn flatten(image: &DynamicImage, background: [u8; 3]) -> DynamicImage {
             blend(p[2], background[2]),
         ]);
     }
-    DynamicImage::ImageRgb8(rgb)
+    Cow::Owned(DynamicImage::ImageRgb8(rgb))
 }

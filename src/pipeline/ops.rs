@@ -149,10 +149,13 @@ pub const SEPIA: [[f32; 3]; 3] = [
     [0.272, 0.534, 0.131],
 ];
 
-/// [`SEPIA`] applied to one pixel, clamped to 255, in 10-bit fixed point.
-pub(crate) fn sepia_pixel(p: [u8; 3]) -> [u8; 3] {
-    let fixed = |row: [f32; 3]| row.map(|c| (c * 1024.0).round() as u32);
-    let rows = SEPIA.map(fixed);
+/// [`SEPIA`] in 10-bit fixed point.
+fn sepia_rows() -> [[u32; 3]; 3] {
+    SEPIA.map(|row| row.map(|c| (c * 1024.0).round() as u32))
+}
+
+/// [`SEPIA`] applied to one pixel, clamped to 255.
+fn sepia_pixel(rows: &[[u32; 3]; 3], p: [u8; 3]) -> [u8; 3] {
     rows.map(|row| {
         let v = row[0] * u32::from(p[0]) + row[1] * u32::from(p[1]) + row[2] * u32::from(p[2]);
         ((v + 512) >> 10).min(255) as u8
@@ -160,17 +163,18 @@ pub(crate) fn sepia_pixel(p: [u8; 3]) -> [u8; 3] {
 }
 
 fn sepia(image: &DynamicImage) -> DynamicImage {
+    let rows = sepia_rows();
     if image.color().has_alpha() {
         let mut rgba = image.to_rgba8();
         for p in rgba.pixels_mut() {
-            let [r, g, b] = sepia_pixel([p[0], p[1], p[2]]);
+            let [r, g, b] = sepia_pixel(&rows, [p[0], p[1], p[2]]);
             p.0 = [r, g, b, p[3]];
         }
         DynamicImage::ImageRgba8(rgba)
     } else {
         let mut rgb = image.to_rgb8();
         for p in rgb.as_mut().chunks_exact_mut(3) {
-            let out = sepia_pixel([p[0], p[1], p[2]]);
+            let out = sepia_pixel(&rows, [p[0], p[1], p[2]]);
             p.copy_from_slice(&out);
         }
         DynamicImage::ImageRgb8(rgb)
