@@ -89,9 +89,12 @@ fn resize(
     );
     let left = Anchor::offset(gx, w, out_w, 0) as f64 * kx;
     let top = Anchor::offset(gy, h, out_h, 0) as f64 * ky;
+    // Rounding must not push the box a hair past the image's edge.
+    let crop_w = (f64::from(out_w) * kx).min(f64::from(image.width()) - left);
+    let crop_h = (f64::from(out_h) * ky).min(f64::from(image.height()) - top);
     let options = ResizeOptions::new()
         .resize_alg(ResizeAlg::Convolution(FilterType::Lanczos3))
-        .crop(left, top, f64::from(out_w) * kx, f64::from(out_h) * ky);
+        .crop(left, top, crop_w, crop_h);
     let mut out = DynamicImage::new(out_w, out_h, image.color());
     Resizer::new()
         .resize(image, &mut out, &options)

@@ -424,3 +424,30 @@ fn a_cmyk_jpeg_is_decoded_too() {
     let top = out.get_pixel(40, 5);
     assert!(top[2] > top[0], "{top:?}");
 }
+
+#[test]
+fn every_width_and_fit_resizes_whatever_the_decode_scale() {
+    for w in [
+        1, 2, 3, 7, 13, 21, 32, 33, 47, 64, 99, 159, 160, 161, 213, 319, 320, 321, 639, 640,
+    ] {
+        for fit in [
+            "",
+            ",h=17,fit=cover",
+            ",h=300,fit=cover,gravity=bottom-right",
+            ",h=5,fit=fill",
+        ] {
+            let recipe = Recipe::parse(&format!("resize,w={w}{fit}/png")).unwrap();
+            let out = run(ROCKET, &recipe, &Limits::default())
+                .unwrap_or_else(|e| panic!("w={w}{fit}: {e}"));
+            let crate::recipe::Op::Resize(r) = &recipe.outputs[0].ops[0] else {
+                unreachable!()
+            };
+            let (tw, th) = target_size((640, 427), r);
+            let expected = match (r.fit, r.height) {
+                (crate::recipe::Fit::Cover, Some(h)) => (w.min(tw), h.min(th)),
+                _ => (tw, th),
+            };
+            assert_eq!((out[0].width, out[0].height), expected, "w={w}{fit}");
+        }
+    }
+}
