@@ -13,6 +13,7 @@ use clap::Args;
 
 use crate::pipeline::Limits;
 use crate::recipe::{Presets, Recipe, RecipeError};
+use crate::worker::Settings;
 
 pub const LOCALSTACK_ENDPOINT: &str = "http://127.0.0.1:4566";
 
@@ -175,13 +176,48 @@ pub struct WorkerConfig {
     #[arg(long, env = "IMGFLOW_POLL_WAIT", default_value_t = 20,
           value_parser = clap::value_parser!(i32).range(0..=20))]
     pub poll_wait_secs: i32,
+
+    /// Decoded pixels all jobs in flight may hold together (about 4 bytes each)
+    #[arg(long, env = "IMGFLOW_PIXEL_BUDGET", default_value_t = 200_000_000)]
+    pub pixel_budget: u64,
+
+    /// Seconds in-flight jobs may run after SIGTERM before their messages are handed back
+    #[arg(long, env = "IMGFLOW_SHUTDOWN_GRACE", default_value_t = 25)]
+    pub shutdown_grace_secs: u64,
 }
 
 impl WorkerConfig {
-    pub fn concurrency(&self) -> usize {
-        self.concurrency
-            .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()))
-            .max(1)
+    pub fn settings(&self) -> Settings {
+        Settings {
+            concurrency: self
+                .concurrency
+                .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()))
+                .max(1),
+            poll_wait_secs: self.poll_wait_secs,
+            pixel_budget: self.pixel_budget,
+            shutdown_grace: Duration::from_secs(self.shutdown_grace_secs),
+        }
+    }
+}
+
+/// How `imgflow setup` configures the queue.
+#[derive(Args, Debug, Clone)]
+pub struct QueueConfig {
+    /// Seconds a received message stays hidden; workers extend it while a job runs
+    #[arg(long, env = "IMGFLOW_VISIBILITY_TIMEOUT", default_value_t = 120)]
+    pub visibility_timeout_secs: u32,
+
+    /// Receives before SQS moves a message to the DLQ
+    #[arg(long, env = "IMGFLOW_MAX_RECEIVES", default_value_t = 5)]
+    pub max_receive_count: u32,
+}
+
+impl Default for QueueConfig {
+    fn default() -> Self {
+        QueueConfig {
+            visibility_timeout_secs: 120,
+            max_receive_count: 5,
+        }
     }
 }
 

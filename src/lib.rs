@@ -15,13 +15,14 @@
 //!   no tokio, no AWS, no axum.
 //! - [`aws`] is the only place SDK clients are built; [`setup`] creates the
 //!   buckets, queues and notification; [`worker`] and [`api`] are the two
-//!   long-running halves; [`client`] is `imgflow submit`.
+//!   long-running halves; [`client`] is `imgflow submit`; [`dlq`] is `imgflow dlq`.
 //! - `main.rs` is glue: parse the CLI, load the configuration, dispatch.
 
 pub mod api;
 pub mod aws;
 pub mod client;
 pub mod config;
+pub mod dlq;
 pub mod event;
 pub mod inbox;
 pub mod outbox;

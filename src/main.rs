@@ -2,7 +2,6 @@
 //! dispatch. Everything it runs lives in the library.
 
 use std::path::{Path, PathBuf};
-use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::Context;
@@ -12,10 +11,12 @@ use tokio_util::sync::CancellationToken;
 use imgflow::api::{self, AppState};
 use imgflow::aws::Clients;
 use imgflow::client::{self, SubmitArgs};
-use imgflow::config::{ApiConfig, AwsConfig, LimitsConfig, PresetConfig, Resources, WorkerConfig};
+use imgflow::config::{
+    ApiConfig, AwsConfig, LimitsConfig, PresetConfig, QueueConfig, Resources, WorkerConfig,
+};
 use imgflow::recipe::{Format, Recipe};
 use imgflow::worker::Worker;
-use imgflow::{pipeline, setup, telemetry};
+use imgflow::{dlq, pipeline, setup, telemetry};
 
 #[derive(Parser)]
 #[command(
@@ -41,6 +42,29 @@ enum Command {
     Process(ProcessArgs),
     /// Send a file through the API's presigned flow and wait for the result
     Submit(SubmitArgs),
+    /// List the dead-letter queue, or send its messages back to the job queue
+    Dlq(DlqArgs),
+}
+
+#[derive(Args)]
+struct DlqArgs {
+    #[command(subcommand)]
+    action: DlqAction,
+    #[command(flatten)]
+    aws: AwsConfig,
+    #[command(flatten)]
+    resources: Resources,
+    /// At most this many messages
+    #[arg(long, default_value_t = 100, global = true)]
+    max: usize,
+}
+
+#[derive(Subcommand, Clone, Copy)]
+enum DlqAction {
+    /// Show each message, the objects it names and why it is there
+    List,
+    /// Move the messages back to the job queue, to be processed again
+    Redrive,
 }
 
 #[derive(Args)]
@@ -49,6 +73,8 @@ struct SetupArgs {
     aws: AwsConfig,
     #[command(flatten)]
     resources: Resources,
+    #[command(flatten)]
+    queue: QueueConfig,
 }
 
 #[derive(Args)]
@@ -115,15 +141,15 @@ struct ProcessArgs {
 }
 
 #[tokio::main]
-async fn main() -> ExitCode {
+async fn main() {
     telemetry::init();
     let cli = Cli::parse();
     let endpoint = cli
         .command
         .aws()
         .and_then(|aws| aws.endpoint().map(str::to_owned));
-    match run(cli.command).await {
-        Ok(()) => ExitCode::SUCCESS,
+    let code = match run(cli.command).await {
+        Ok(()) => 0,
         Err(err) => {
             eprintln!("imgflow: {err:#}");
             // The SDK words "nothing listens there" as a dispatch failure.
@@ -134,9 +160,12 @@ async fn main() -> ExitCode {
                      or point AWS_ENDPOINT_URL / --real-aws elsewhere"
                 );
             }
-            ExitCode::FAILURE
+            1
         }
-    }
+    };
+    // Exit now: returning would wait for image work still running on blocking
+    // threads after a shutdown, whose messages were already handed back.
+    std::process::exit(code);
 }
 
 impl Command {
@@ -146,6 +175,7 @@ impl Command {
             Command::Api(a) => Some(&a.aws),
             Command::Worker(a) => Some(&a.aws),
             Command::Setup(a) => Some(&a.aws),
+            Command::Dlq(a) => Some(&a.aws),
             Command::Process(_) | Command::Submit(_) => None,
         }
     }
@@ -155,7 +185,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
     match command {
         Command::Setup(args) => {
             let clients = Clients::new(&args.aws).await;
-            let report = setup::setup(&clients, &args.resources).await?;
+            let report = setup::setup(&clients, &args.resources, &args.queue).await?;
             println!(
                 "ready: inbox s3://{} → queue {} (DLQ {}) → outbox s3://{}",
                 args.resources.inbox, report.queue_url, report.dlq_url, args.resources.outbox
@@ -182,8 +212,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
                 &args.worker,
                 &args.limits,
                 &args.presets,
-            )
-            .await?;
+            )?;
             worker.run(shutdown_on_signal()).await;
             Ok(())
         }
@@ -195,8 +224,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
                 &args.worker,
                 &args.limits,
                 &args.presets,
-            )
-            .await?;
+            )?;
             let state = api_state(
                 clients,
                 args.resources,
@@ -214,6 +242,33 @@ async fn run(command: Command) -> anyhow::Result<()> {
         }
         Command::Process(args) => process(&args),
         Command::Submit(args) => client::submit(&args).await,
+        Command::Dlq(args) => {
+            let clients = Clients::new(&args.aws).await;
+            match args.action {
+                DlqAction::List => {
+                    let entries = dlq::list(&clients, &args.resources, args.max).await?;
+                    for e in &entries {
+                        println!(
+                            "{}  receives={}  objects=[{}]\n    {}",
+                            e.message_id,
+                            e.receives,
+                            e.objects.join(", "),
+                            e.reason
+                        );
+                    }
+                    println!("{} message(s) in {}", entries.len(), args.resources.dlq());
+                }
+                DlqAction::Redrive => {
+                    let moved = dlq::redrive(&clients, &args.resources, args.max).await?;
+                    println!(
+                        "moved {moved} message(s) from {} to {}",
+                        args.resources.dlq(),
+                        args.resources.queue
+                    );
+                }
+            }
+            Ok(())
+        }
     }
 }
 
@@ -243,23 +298,20 @@ async fn serve_api(state: Arc<AppState>, shutdown: CancellationToken) -> anyhow:
         .context("serving the API")
 }
 
-async fn worker(
+fn worker(
     clients: Clients,
     resources: Resources,
     config: &WorkerConfig,
     limits: &LimitsConfig,
     presets: &PresetConfig,
 ) -> anyhow::Result<Arc<Worker>> {
-    let worker = Worker::new(
+    Ok(Arc::new(Worker::new(
         clients,
         resources,
         limits.limits(),
         presets.presets()?,
-        config.concurrency(),
-        config.poll_wait_secs,
-    )
-    .await?;
-    Ok(Arc::new(worker))
+        config.settings(),
+    )))
 }
 
 /// Cancelled on SIGINT or SIGTERM: stop taking work, finish what is in flight.

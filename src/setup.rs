@@ -1,6 +1,6 @@
 //! `imgflow setup`: create, idempotently, everything the flow needs.
 //!
-//! inbox bucket ──ObjectCreated──▶ queue ──after 5 failed receives──▶ DLQ
+//! inbox bucket ──ObjectCreated──▶ queue ──after N receives (default 5)──▶ DLQ
 //!                                   ▲ policy: only the inbox may send
 //! outbox bucket (never notifies: a resizer must not trigger on its own outputs)
 
@@ -14,12 +14,8 @@ use aws_sdk_sqs::operation::get_queue_url::GetQueueUrlError;
 use aws_sdk_sqs::types::QueueAttributeName;
 
 use crate::aws::Clients;
-use crate::config::Resources;
+use crate::config::{QueueConfig, Resources};
 
-/// Receives before a message is moved to the DLQ.
-pub const MAX_RECEIVE_COUNT: u32 = 5;
-/// How long a received message stays hidden from other workers, in seconds.
-pub const VISIBILITY_TIMEOUT_SECS: u32 = 120;
 const NOTIFICATION_ID: &str = "imgflow-inbox-object-created";
 
 #[derive(Debug, Clone)]
@@ -29,7 +25,11 @@ pub struct SetupReport {
     pub dlq_url: String,
 }
 
-pub async fn setup(clients: &Clients, res: &Resources) -> anyhow::Result<SetupReport> {
+pub async fn setup(
+    clients: &Clients,
+    res: &Resources,
+    queue: &QueueConfig,
+) -> anyhow::Result<SetupReport> {
     if res.inbox == res.outbox {
         bail!(
             "the inbox and the outbox are both {:?}: outputs would trigger new jobs forever; use two buckets",
@@ -48,7 +48,7 @@ pub async fn setup(clients: &Clients, res: &Resources) -> anyhow::Result<SetupRe
 
     let redrive = serde_json::json!({
         "deadLetterTargetArn": dlq_arn,
-        "maxReceiveCount": MAX_RECEIVE_COUNT.to_string(),
+        "maxReceiveCount": queue.max_receive_count.to_string(),
     });
     let policy = serde_json::json!({
         "Version": "2012-10-17",
@@ -69,7 +69,7 @@ pub async fn setup(clients: &Clients, res: &Resources) -> anyhow::Result<SetupRe
         .attributes(QueueAttributeName::Policy, policy.to_string())
         .attributes(
             QueueAttributeName::VisibilityTimeout,
-            VISIBILITY_TIMEOUT_SECS.to_string(),
+            queue.visibility_timeout_secs.to_string(),
         )
         .attributes(QueueAttributeName::ReceiveMessageWaitTimeSeconds, "20")
         .send()

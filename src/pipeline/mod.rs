@@ -101,6 +101,14 @@ pub struct Rendition {
     pub bytes: Vec<u8>,
 }
 
+pub use decode::Probe;
+
+/// Read the header (format, size, orientation) and check the limits, without
+/// decoding pixels.
+pub fn probe(bytes: &[u8], limits: &Limits) -> Result<Probe, PipelineError> {
+    decode::probe(bytes, limits)
+}
+
 /// Decode `bytes` at full size, refusing anything over `limits` before
 /// pixels are allocated, and apply the EXIF orientation.
 pub fn decode(bytes: &[u8], limits: &Limits) -> Result<Source, PipelineError> {

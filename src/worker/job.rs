@@ -23,7 +23,14 @@ pub enum Outcome {
     Superseded,
     /// The object was deleted since the event: nothing to do.
     Gone,
+    /// The object is one of imgflow's own outputs (copied into the inbox):
+    /// processing it could loop.
+    OwnOutput,
 }
+
+/// User metadata (`x-amz-meta-imgflow-output`) on everything the worker
+/// writes, so that a rendition copied back into the inbox is recognised.
+pub const META_OWN_OUTPUT: &str = "imgflow-output";
 
 impl Worker {
     /// `Err` means "try again later": S3 unreachable, a write that failed.
@@ -50,6 +57,9 @@ impl Worker {
         };
 
         let metadata = response.metadata.clone().unwrap_or_default();
+        if metadata.contains_key(META_OWN_OUTPUT) {
+            return Ok(Outcome::OwnOutput);
+        }
         let mut manifest = Manifest {
             status: Status::Failed,
             job_id: metadata.get(META_JOB_ID).cloned(),
@@ -101,6 +111,19 @@ impl Worker {
             .into_bytes();
         manifest.timings.download_ms = elapsed_ms(started);
 
+        // Hold the decoded pixels' share of the memory budget while decoding.
+        let pixels = match pipeline::probe(&bytes, &self.limits) {
+            Ok(probe) => u64::from(probe.width) * u64::from(probe.height),
+            Err(err) => return self.fail(manifest, err.code(), err.to_string()).await,
+        };
+        let wanted = super::megapixels(pixels)
+            .clamp(1, self.settings.pixel_budget.div_ceil(1_000_000).max(1));
+        let _permit = self
+            .pixels
+            .acquire_many(u32::try_from(wanted).unwrap_or(u32::MAX))
+            .await
+            .context("the pixel budget was closed")?;
+
         let processing = Instant::now();
         let limits = self.limits;
         let recipe = resolved.recipe;
@@ -110,11 +133,15 @@ impl Worker {
                 // A panic is a bug: retried, it panics again and ends in the DLQ.
                 .context("the image pipeline panicked")?;
         manifest.timings.process_ms = elapsed_ms(processing);
+        drop(_permit);
         let renditions = match renditions {
             Ok(renditions) => renditions,
             Err(err) => return self.fail(manifest, err.code(), err.to_string()).await,
         };
 
+        if self.superseded(object).await? {
+            return Ok(Outcome::Superseded);
+        }
         let uploading = Instant::now();
         for rendition in renditions {
             let key =
@@ -124,6 +151,7 @@ impl Worker {
                 .bucket(&self.resources.outbox)
                 .key(&key)
                 .content_type(rendition.format.content_type())
+                .metadata(META_OWN_OUTPUT, "1")
                 .body(ByteStream::from(rendition.bytes))
                 .send()
                 .await
@@ -143,6 +171,31 @@ impl Worker {
         let outputs = manifest.outputs.len();
         self.write_manifest(&mut manifest).await?;
         Ok(Outcome::Done { outputs })
+    }
+
+    /// Has the inbox object been overwritten while we worked? Then the newer
+    /// upload's own event writes the outputs, and ours must not.
+    async fn superseded(&self, object: &CreatedObject) -> anyhow::Result<bool> {
+        let Some(ours) = &object.etag else {
+            return Ok(false);
+        };
+        match self
+            .clients
+            .s3
+            .head_object()
+            .bucket(&object.bucket)
+            .key(&object.key)
+            .send()
+            .await
+        {
+            Ok(head) => {
+                Ok(head.e_tag().map(|e| e.trim_matches('"')) != Some(ours.trim_matches('"')))
+            }
+            Err(err) if err.raw_response().map(|r| r.status().as_u16()) == Some(404) => Ok(true),
+            Err(err) => {
+                Err(err).with_context(|| format!("checking s3://{}/{}", object.bucket, object.key))
+            }
+        }
     }
 
     async fn fail(
@@ -173,6 +226,7 @@ impl Worker {
             .bucket(&self.resources.outbox)
             .key(&key)
             .content_type("application/json")
+            .metadata(META_OWN_OUTPUT, "1")
             .body(ByteStream::from(body))
             .send()
             .await

@@ -2,9 +2,11 @@
 //!
 //! Architecture invariant: a message is deleted only after every object it
 //! names has its manifest in the outbox (or needs no processing: a test
-//! event, a superseded or deleted object). Anything else leaves the message
-//! to reappear after its visibility timeout; after
-//! [`crate::setup::MAX_RECEIVE_COUNT`] receives SQS moves it to the DLQ.
+//! event, an object deleted or overwritten since, one of imgflow's own
+//! outputs). A transient failure hands the message back to SQS after a
+//! backoff with jitter; after the queue's maximum receive count (set by
+//! `imgflow setup`, default 5) SQS moves it to the DLQ. A crash is the same as a timeout: the message
+//! reappears when its visibility runs out.
 
 mod job;
 
@@ -12,7 +14,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use aws_sdk_sqs::types::{DeleteMessageBatchRequestEntry, Message};
+use aws_sdk_sqs::types::{
+    DeleteMessageBatchRequestEntry, Message, MessageSystemAttributeName, QueueAttributeName,
+};
+use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
@@ -24,129 +29,280 @@ use crate::recipe::Presets;
 
 pub use job::Outcome;
 
-/// What a worker needs; cheap to share between its receive tasks.
+/// How a worker runs; see `WorkerConfig` for the flags behind each.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Jobs in flight at once (each a receive loop).
+    pub concurrency: usize,
+    /// SQS long-poll wait, in seconds.
+    pub poll_wait_secs: i32,
+    /// Decoded pixels all jobs in flight may hold together; a job larger
+    /// than the whole budget runs alone.
+    pub pixel_budget: u64,
+    /// After a shutdown signal, how long in-flight jobs may run before
+    /// their messages are handed back.
+    pub shutdown_grace: Duration,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            concurrency: 2,
+            poll_wait_secs: 20,
+            pixel_budget: 200_000_000,
+            shutdown_grace: Duration::from_secs(25),
+        }
+    }
+}
+
+/// What a worker needs; shared by its receive loops.
 pub struct Worker {
     pub clients: Clients,
     pub resources: Resources,
-    pub queue_url: String,
     pub limits: Limits,
     pub presets: Presets,
-    pub concurrency: usize,
-    pub poll_wait_secs: i32,
+    pub settings: Settings,
+    /// One permit per megapixel of [`Settings::pixel_budget`].
+    pixels: Semaphore,
+}
+
+/// The queue as found at start-up.
+struct Queue {
+    url: String,
+    visibility: Duration,
 }
 
 impl Worker {
-    /// Look up the queue and get ready; fails clearly when S3/SQS are unreachable
-    /// or `imgflow setup` has not run.
-    pub async fn new(
+    pub fn new(
         clients: Clients,
         resources: Resources,
         limits: Limits,
         presets: Presets,
-        concurrency: usize,
-        poll_wait_secs: i32,
-    ) -> anyhow::Result<Worker> {
-        let queue_url = clients
-            .sqs
-            .get_queue_url()
-            .queue_name(&resources.queue)
-            .send()
-            .await
-            .with_context(|| {
-                format!(
-                    "looking up queue {:?} (is S3/SQS reachable, and has `imgflow setup` run?)",
-                    resources.queue
-                )
-            })?
-            .queue_url
-            .context("GetQueueUrl returned no URL")?;
-        Ok(Worker {
+        settings: Settings,
+    ) -> Worker {
+        let permits = megapixels(settings.pixel_budget).min(Semaphore::MAX_PERMITS as u64) as usize;
+        Worker {
             clients,
             resources,
-            queue_url,
             limits,
             presets,
-            concurrency: concurrency.max(1),
-            poll_wait_secs,
-        })
+            settings,
+            pixels: Semaphore::new(permits.max(1)),
+        }
     }
 
-    /// Run `concurrency` receive loops until `shutdown` fires. In-flight jobs
-    /// finish before this returns; nothing new is received after the signal.
+    /// Run until `shutdown` fires: find the queue (waiting, with backoff,
+    /// while S3/SQS are unreachable), then `concurrency` receive loops. On
+    /// shutdown nothing new is received; in-flight jobs get the grace
+    /// period, then their messages are handed back to SQS.
     pub async fn run(self: Arc<Self>, shutdown: CancellationToken) {
+        let Some(queue) = self.find_queue(&shutdown).await else {
+            return;
+        };
+        let queue = Arc::new(queue);
         info!(
-            queue = %self.queue_url,
-            concurrency = self.concurrency,
+            queue = %queue.url,
+            concurrency = self.settings.concurrency,
+            pixel_budget = self.settings.pixel_budget,
             "worker started"
         );
+        // Fires when the grace period after `shutdown` has run out.
+        let hard_stop = CancellationToken::new();
+        let grace = self.settings.shutdown_grace;
+        let timer = {
+            let (shutdown, hard_stop) = (shutdown.clone(), hard_stop.clone());
+            tokio::spawn(async move {
+                shutdown.cancelled().await;
+                tokio::time::sleep(grace).await;
+                hard_stop.cancel();
+            })
+        };
         let mut tasks = tokio::task::JoinSet::new();
-        for _ in 0..self.concurrency {
-            let worker = Arc::clone(&self);
-            let shutdown = shutdown.clone();
-            tasks.spawn(async move { worker.receive_loop(shutdown).await });
+        for _ in 0..self.settings.concurrency.max(1) {
+            let (worker, queue) = (Arc::clone(&self), Arc::clone(&queue));
+            let (shutdown, hard_stop) = (shutdown.clone(), hard_stop.clone());
+            tasks.spawn(async move { worker.receive_loop(&queue, shutdown, hard_stop).await });
         }
         while tasks.join_next().await.is_some() {}
+        timer.abort();
         info!("worker stopped");
     }
 
-    async fn receive_loop(&self, shutdown: CancellationToken) {
-        let mut backoff = Duration::from_millis(500);
+    async fn find_queue(&self, shutdown: &CancellationToken) -> Option<Queue> {
+        let mut backoff = Backoff::new();
         loop {
-            let received = tokio::select! {
-                _ = shutdown.cancelled() => return,
-                received = self.receive() => received,
-            };
-            match received {
-                Ok(messages) => {
-                    backoff = Duration::from_millis(500);
-                    self.handle_batch(messages).await;
-                }
+            match self.lookup_queue().await {
+                Ok(queue) => return Some(queue),
                 Err(error) => {
+                    let wait = backoff.next();
                     warn!(
-                        message = "Failed to receive from SQS; retrying",
+                        message = "Cannot reach the queue yet; retrying",
                         error = format!("{error:#}"),
-                        ?backoff
+                        ?wait
                     );
                     tokio::select! {
-                        _ = shutdown.cancelled() => return,
-                        _ = tokio::time::sleep(backoff) => {}
+                        _ = shutdown.cancelled() => return None,
+                        _ = tokio::time::sleep(wait) => {}
                     }
-                    backoff = (backoff * 2).min(Duration::from_secs(30));
                 }
             }
         }
     }
 
-    async fn receive(&self) -> anyhow::Result<Vec<Message>> {
+    async fn lookup_queue(&self) -> anyhow::Result<Queue> {
+        let sqs = &self.clients.sqs;
+        let name = &self.resources.queue;
+        let url = sqs
+            .get_queue_url()
+            .queue_name(name)
+            .send()
+            .await
+            .with_context(|| format!("looking up queue {name:?} (has `imgflow setup` run?)"))?
+            .queue_url
+            .context("GetQueueUrl returned no URL")?;
+        let visibility = sqs
+            .get_queue_attributes()
+            .queue_url(&url)
+            .attribute_names(QueueAttributeName::VisibilityTimeout)
+            .send()
+            .await
+            .context("reading the queue's visibility timeout")?
+            .attributes
+            .and_then(|a| a.get(&QueueAttributeName::VisibilityTimeout).cloned())
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(30);
+        Ok(Queue {
+            url,
+            visibility: Duration::from_secs(visibility.max(1)),
+        })
+    }
+
+    async fn receive_loop(
+        &self,
+        queue: &Queue,
+        shutdown: CancellationToken,
+        hard_stop: CancellationToken,
+    ) {
+        let mut backoff = Backoff::new();
+        loop {
+            let received = tokio::select! {
+                _ = shutdown.cancelled() => return,
+                received = self.receive(queue) => received,
+            };
+            match received {
+                Ok(messages) => {
+                    backoff = Backoff::new();
+                    for message in messages {
+                        self.handle(queue, message, &hard_stop).await;
+                    }
+                }
+                Err(error) => {
+                    let wait = backoff.next();
+                    warn!(
+                        message = "Failed to receive from SQS; retrying",
+                        error = format!("{error:#}"),
+                        ?wait
+                    );
+                    tokio::select! {
+                        _ = shutdown.cancelled() => return,
+                        _ = tokio::time::sleep(wait) => {}
+                    }
+                }
+            }
+        }
+    }
+
+    async fn receive(&self, queue: &Queue) -> anyhow::Result<Vec<Message>> {
         let out = self
             .clients
             .sqs
             .receive_message()
-            .queue_url(&self.queue_url)
+            .queue_url(&queue.url)
             .max_number_of_messages(1)
-            .wait_time_seconds(self.poll_wait_secs)
+            .wait_time_seconds(self.settings.poll_wait_secs)
+            .message_system_attribute_names(MessageSystemAttributeName::ApproximateReceiveCount)
             .send()
             .await
             .context("ReceiveMessage")?;
         Ok(out.messages.unwrap_or_default())
     }
 
-    /// Handle every message, then delete in one call the ones that are done.
-    async fn handle_batch(&self, messages: Vec<Message>) {
-        let mut done = Vec::new();
-        for message in messages {
-            if self.handle_message(&message).await
-                && let Some(handle) = message.receipt_handle
-            {
-                done.push(handle);
+    /// Process one message while a heartbeat keeps it invisible, then
+    /// delete it, hand it back after a backoff, or (past the grace period)
+    /// hand it back at once.
+    async fn handle(&self, queue: &Queue, message: Message, hard_stop: &CancellationToken) {
+        let Some(receipt) = message.receipt_handle.clone() else {
+            return;
+        };
+        let heartbeat = self.heartbeat(queue, receipt.clone());
+        let outcome = tokio::select! {
+            done = self.handle_message(&message) => Some(done),
+            _ = heartbeat => None,
+            _ = hard_stop.cancelled() => None,
+        };
+        match outcome {
+            Some(true) => {
+                if let Err(error) = self.delete(queue, vec![receipt]).await {
+                    // The message reappears and is processed again: an identical rewrite.
+                    warn!(
+                        message = "Failed to delete a processed message",
+                        error = format!("{error:#}")
+                    );
+                }
+            }
+            Some(false) => {
+                let receives = receive_count(&message);
+                let wait = retry_delay(receives);
+                debug!(receives, ?wait, "handing the message back for a retry");
+                self.set_visibility(queue, &receipt, wait).await;
+            }
+            None => {
+                info!(
+                    message_id = message.message_id.as_deref().unwrap_or("?"),
+                    "releasing an unfinished job"
+                );
+                self.set_visibility(queue, &receipt, Duration::ZERO).await;
             }
         }
-        if let Err(error) = self.delete(done).await {
-            // The messages reappear and are processed again: an identical rewrite.
-            warn!(
-                message = "Failed to delete processed messages",
-                error = format!("{error:#}")
-            );
+    }
+
+    /// Extend the message's invisibility at half its timeout, for as long
+    /// as the job runs. Never returns unless the extension fails, in which
+    /// case the job is abandoned (another worker may already have it).
+    async fn heartbeat(&self, queue: &Queue, receipt: String) {
+        let every = queue.visibility / 2;
+        loop {
+            tokio::time::sleep(every).await;
+            let extended = self
+                .clients
+                .sqs
+                .change_message_visibility()
+                .queue_url(&queue.url)
+                .receipt_handle(&receipt)
+                .visibility_timeout(secs(queue.visibility))
+                .send()
+                .await;
+            if let Err(error) = extended {
+                warn!(message = "Failed to extend a job's visibility; abandoning it", error = %aws_sdk_sqs::error::DisplayErrorContext(error));
+                return;
+            }
+            debug!("extended a job's visibility");
+        }
+    }
+
+    async fn set_visibility(&self, queue: &Queue, receipt: &str, after: Duration) {
+        let result = self
+            .clients
+            .sqs
+            .change_message_visibility()
+            .queue_url(&queue.url)
+            .receipt_handle(receipt)
+            .visibility_timeout(secs(after))
+            .send()
+            .await;
+        if let Err(error) = result {
+            // Harmless: the message reappears when its current visibility runs out.
+            warn!(message = "Failed to hand a message back", error = %aws_sdk_sqs::error::DisplayErrorContext(error));
         }
     }
 
@@ -169,13 +325,12 @@ impl Worker {
         let mut all_done = true;
         for object in objects {
             if object.bucket != self.resources.inbox {
+                // The loop guard: never act on the outbox or any other bucket.
                 warn!(message = "Ignoring an event from a bucket that is not the inbox", bucket = %object.bucket, key = %object.key);
                 continue;
             }
             match self.process(&object).await {
-                Ok(outcome) => {
-                    info!(key = %object.key, ?outcome, "job finished");
-                }
+                Ok(outcome) => info!(key = %object.key, ?outcome, "job finished"),
                 Err(error) => {
                     warn!(message = "Job failed for a reason that may pass; it will be retried", key = %object.key, error = format!("{error:#}"));
                     all_done = false;
@@ -185,10 +340,7 @@ impl Worker {
         all_done
     }
 
-    async fn delete(&self, handles: Vec<String>) -> anyhow::Result<()> {
-        if handles.is_empty() {
-            return Ok(());
-        }
+    async fn delete(&self, queue: &Queue, handles: Vec<String>) -> anyhow::Result<()> {
         let entries = handles
             .into_iter()
             .enumerate()
@@ -204,14 +356,73 @@ impl Worker {
             .clients
             .sqs
             .delete_message_batch()
-            .queue_url(&self.queue_url)
+            .queue_url(&queue.url)
             .set_entries(Some(entries))
             .send()
             .await
             .context("DeleteMessageBatch")?;
-        for failed in out.failed {
-            warn!(message = "Failed to delete a message", id = %failed.id, code = %failed.code);
+        if let Some(failed) = out.failed.first() {
+            anyhow::bail!(
+                "SQS refused to delete {} message(s): {} {}",
+                out.failed.len(),
+                failed.code,
+                failed.message.as_deref().unwrap_or("")
+            );
         }
         Ok(())
+    }
+}
+
+fn receive_count(message: &Message) -> u32 {
+    message
+        .attributes
+        .as_ref()
+        .and_then(|a| a.get(&MessageSystemAttributeName::ApproximateReceiveCount))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1)
+}
+
+/// Exponential backoff from 2 s, capped at 5 min, with full jitter, so a
+/// fleet retrying after an outage does not come back in lockstep.
+pub fn retry_delay(receives: u32) -> Duration {
+    let cap = 2u64.saturating_pow(receives.clamp(1, 16)).min(300);
+    Duration::from_millis(fastrand::u64(cap * 500..=cap * 1000))
+}
+
+/// Backoff for reconnecting: 0.5 s doubling to 30 s, with jitter.
+struct Backoff(Duration);
+
+impl Backoff {
+    fn new() -> Backoff {
+        Backoff(Duration::from_millis(500))
+    }
+
+    fn next(&mut self) -> Duration {
+        let wait = self.0.mul_f64(fastrand::f64() * 0.5 + 0.75);
+        self.0 = (self.0 * 2).min(Duration::from_secs(30));
+        wait
+    }
+}
+
+fn secs(d: Duration) -> i32 {
+    i32::try_from(d.as_secs()).unwrap_or(i32::MAX).min(43_200)
+}
+
+pub(crate) fn megapixels(pixels: u64) -> u64 {
+    pixels.div_ceil(1_000_000)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retries_back_off_exponentially_with_jitter_up_to_five_minutes() {
+        for receives in 1..10 {
+            let d = retry_delay(receives).as_secs_f64();
+            let cap = 2f64.powi(receives as i32).min(300.0);
+            assert!(d >= cap / 2.0 && d <= cap, "{receives}: {d}");
+        }
+        assert!(retry_delay(40).as_secs() <= 300);
     }
 }

@@ -10,11 +10,11 @@ use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_sqs::types::QueueAttributeName;
 use imgflow::api::{self, AppState};
 use imgflow::aws::Clients;
-use imgflow::config::{ApiConfig, AwsConfig, PresetConfig, Resources};
+use imgflow::config::{ApiConfig, AwsConfig, PresetConfig, QueueConfig, Resources};
 use imgflow::outbox::{self, Manifest};
 use imgflow::pipeline::Limits;
 use imgflow::setup::{self, SetupReport};
-use imgflow::worker::Worker;
+use imgflow::worker::{Settings, Worker};
 use tokio_util::sync::CancellationToken;
 
 pub const ROCKET: &[u8] = include_bytes!("../fixtures/rocket.jpg");
@@ -49,14 +49,38 @@ pub fn fresh_resources() -> Resources {
     }
 }
 
+/// How [`TestApp::spawn_with`] sets things up.
+pub struct Options {
+    pub queue: QueueConfig,
+    /// `None`: no worker in this process (tests start `imgflow worker` themselves).
+    pub worker: Option<Settings>,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            queue: QueueConfig::default(),
+            worker: Some(Settings {
+                concurrency: 2,
+                poll_wait_secs: 2,
+                ..Settings::default()
+            }),
+        }
+    }
+}
+
 impl TestApp {
     pub async fn spawn() -> TestApp {
+        TestApp::spawn_with(Options::default()).await
+    }
+
+    pub async fn spawn_with(options: Options) -> TestApp {
         if std::env::var_os("TEST_LOG").is_some() {
             imgflow::telemetry::init();
         }
         let clients = Clients::new(&aws_config()).await;
         let resources = fresh_resources();
-        let queues = setup::setup(&clients, &resources)
+        let queues = setup::setup(&clients, &resources, &options.queue)
             .await
             .expect("setup against LocalStack (is it running? scripts/localstack.sh start)");
         let presets = PresetConfig {
@@ -68,17 +92,16 @@ impl TestApp {
         let limits = Limits::default();
         let shutdown = CancellationToken::new();
 
-        let worker = Worker::new(
-            clients.clone(),
-            resources.clone(),
-            limits,
-            presets.clone(),
-            2,
-            2,
-        )
-        .await
-        .expect("worker start");
-        tokio::spawn(Arc::new(worker).run(shutdown.clone()));
+        if let Some(settings) = options.worker {
+            let worker = Worker::new(
+                clients.clone(),
+                resources.clone(),
+                limits,
+                presets.clone(),
+                settings,
+            );
+            tokio::spawn(Arc::new(worker).run(shutdown.clone()));
+        }
 
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
@@ -120,8 +143,34 @@ impl TestApp {
         (response.status(), response.json().await.unwrap())
     }
 
-    /// Write straight to the inbox, as `aws s3 cp --metadata` would.
-    pub async fn put_inbox(&self, key: &str, bytes: &[u8], metadata: &[(&str, &str)]) {
+    /// `imgflow worker` as a child process on this app's resources; its
+    /// log goes to `target/test-logs/<inbox>-<n>.log`.
+    pub fn worker_process(&self, env: &[(&str, &str)]) -> std::process::Child {
+        let logs = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/test-logs");
+        std::fs::create_dir_all(&logs).unwrap();
+        let log = logs.join(format!(
+            "{}-{}.log",
+            self.resources.inbox,
+            uuid::Uuid::new_v4().simple()
+        ));
+        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_imgflow"));
+        command
+            .arg("worker")
+            .env("IMGFLOW_INBOX", &self.resources.inbox)
+            .env("IMGFLOW_OUTBOX", &self.resources.outbox)
+            .env("IMGFLOW_QUEUE", &self.resources.queue)
+            .env("IMGFLOW_POLL_WAIT", "1")
+            .env("RUST_LOG", "imgflow=debug")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap());
+        for (k, v) in env {
+            command.env(k, v);
+        }
+        command.spawn().expect("start imgflow worker")
+    }
+
+    /// Write straight to the inbox, as `aws s3 cp --metadata` would; the ETag.
+    pub async fn put_inbox(&self, key: &str, bytes: &[u8], metadata: &[(&str, &str)]) -> String {
         let metadata: HashMap<String, String> = metadata
             .iter()
             .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
@@ -135,7 +184,11 @@ impl TestApp {
             .body(ByteStream::from(bytes.to_vec()))
             .send()
             .await
-            .expect("put into the inbox");
+            .expect("put into the inbox")
+            .e_tag
+            .unwrap_or_default()
+            .trim_matches('"')
+            .to_owned()
     }
 
     pub async fn get_outbox(&self, key: &str) -> Option<Vec<u8>> {
@@ -154,13 +207,37 @@ impl TestApp {
     /// The manifest for `inbox_key`, once the worker has written it.
     pub async fn wait_for_manifest(&self, inbox_key: &str) -> Manifest {
         let key = outbox::manifest_key(inbox_key);
-        for _ in 0..120 {
+        for _ in 0..240 {
             if let Some(bytes) = self.get_outbox(&key).await {
                 return serde_json::from_slice(&bytes).expect("manifest is JSON");
             }
             tokio::time::sleep(Duration::from_millis(250)).await;
         }
-        panic!("no manifest at {key} after 30 s");
+        panic!("no manifest at {key} after 60 s");
+    }
+
+    /// Only the in-flight (received, not yet deleted) messages on a queue.
+    pub async fn in_flight(&self, queue_url: &str) -> u64 {
+        self.queue_attr(
+            queue_url,
+            QueueAttributeName::ApproximateNumberOfMessagesNotVisible,
+        )
+        .await
+    }
+
+    async fn queue_attr(&self, queue_url: &str, name: QueueAttributeName) -> u64 {
+        self.clients
+            .sqs
+            .get_queue_attributes()
+            .queue_url(queue_url)
+            .attribute_names(name.clone())
+            .send()
+            .await
+            .unwrap()
+            .attributes
+            .unwrap_or_default()
+            .get(&name)
+            .map_or(0, |v| v.parse().unwrap())
     }
 
     /// Visible plus in-flight messages on a queue.
@@ -190,13 +267,17 @@ impl TestApp {
     /// message was deleted (a message left undeleted stays in flight for
     /// the visibility timeout, far longer than this waits).
     pub async fn wait_until_queue_is_empty(&self) {
-        for _ in 0..80 {
-            if self.messages_on(&self.queues.queue_url).await == 0 {
+        self.wait_until_empty(&self.queues.queue_url, 20).await;
+    }
+
+    pub async fn wait_until_empty(&self, queue_url: &str, seconds: u64) {
+        for _ in 0..seconds * 4 {
+            if self.messages_on(queue_url).await == 0 {
                 return;
             }
             tokio::time::sleep(Duration::from_millis(250)).await;
         }
-        panic!("the job queue still holds messages after 20 s");
+        panic!("{queue_url} still holds messages after {seconds} s");
     }
 }
 

@@ -4,6 +4,8 @@
 mod api;
 mod architecture;
 mod cli;
+mod crash;
+mod delivery;
 mod drop_in;
 mod harness;
 mod orientation;

@@ -2,15 +2,16 @@
 
 use aws_sdk_sqs::types::QueueAttributeName;
 use imgflow::aws::Clients;
+use imgflow::config::QueueConfig;
 use imgflow::outbox::Status;
-use imgflow::setup::{self, MAX_RECEIVE_COUNT};
+use imgflow::setup;
 
 use crate::harness::{ROCKET, TestApp, aws_config, fresh_resources};
 
 #[tokio::test]
 async fn running_setup_twice_is_harmless() {
     let app = TestApp::spawn().await;
-    let again = setup::setup(&app.clients, &app.resources)
+    let again = setup::setup(&app.clients, &app.resources, &QueueConfig::default())
         .await
         .expect("second setup");
     assert_eq!(again.queue_url, app.queues.queue_url);
@@ -35,7 +36,7 @@ async fn running_setup_twice_is_harmless() {
     assert_eq!(redrive["deadLetterTargetArn"], dlq_arn.as_str());
     assert_eq!(
         redrive["maxReceiveCount"].to_string().trim_matches('"'),
-        MAX_RECEIVE_COUNT.to_string()
+        QueueConfig::default().max_receive_count.to_string()
     );
     assert!(attrs.contains_key(&QueueAttributeName::Policy));
 
@@ -69,7 +70,9 @@ async fn setup_refuses_one_bucket_as_both_inbox_and_outbox() {
     let clients = Clients::new(&aws_config()).await;
     let mut resources = fresh_resources();
     resources.outbox = resources.inbox.clone();
-    let err = setup::setup(&clients, &resources).await.unwrap_err();
+    let err = setup::setup(&clients, &resources, &QueueConfig::default())
+        .await
+        .unwrap_err();
     assert!(err.to_string().contains("inbox and the outbox"), "{err}");
     let created = clients
         .s3

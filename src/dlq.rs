@@ -1,0 +1,170 @@
+//! `imgflow dlq`: what is in the dead-letter queue, and sending it back.
+
+use std::time::Duration;
+
+use anyhow::Context;
+use aws_sdk_sqs::types::{Message, MessageSystemAttributeName};
+
+use crate::aws::Clients;
+use crate::config::Resources;
+use crate::event::{self, Notification};
+use crate::outbox;
+
+/// One dead-lettered message.
+#[derive(Debug, Clone)]
+pub struct Entry {
+    pub message_id: String,
+    pub receives: u32,
+    /// `bucket/key` of each object the message names.
+    pub objects: Vec<String>,
+    /// Why it is here, as far as can be told from the message and the outbox.
+    pub reason: String,
+}
+
+async fn queue_url(clients: &Clients, name: &str) -> anyhow::Result<String> {
+    clients
+        .sqs
+        .get_queue_url()
+        .queue_name(name)
+        .send()
+        .await
+        .with_context(|| format!("looking up queue {name:?}"))?
+        .queue_url
+        .context("GetQueueUrl returned no URL")
+}
+
+/// Take up to `max` messages off the DLQ, hidden for `hide` while we look.
+async fn take(
+    clients: &Clients,
+    url: &str,
+    max: usize,
+    hide: Duration,
+) -> anyhow::Result<Vec<Message>> {
+    let mut taken = Vec::new();
+    while taken.len() < max {
+        let batch = clients
+            .sqs
+            .receive_message()
+            .queue_url(url)
+            .max_number_of_messages((max - taken.len()).min(10) as i32)
+            .visibility_timeout(hide.as_secs() as i32)
+            .wait_time_seconds(1)
+            .message_system_attribute_names(MessageSystemAttributeName::ApproximateReceiveCount)
+            .send()
+            .await
+            .context("reading the DLQ")?
+            .messages
+            .unwrap_or_default();
+        if batch.is_empty() {
+            break;
+        }
+        taken.extend(batch);
+    }
+    Ok(taken)
+}
+
+/// List up to `max` messages; they stay in the DLQ.
+pub async fn list(clients: &Clients, res: &Resources, max: usize) -> anyhow::Result<Vec<Entry>> {
+    let url = queue_url(clients, &res.dlq()).await?;
+    let messages = take(clients, &url, max, Duration::from_secs(30)).await?;
+    let mut entries = Vec::with_capacity(messages.len());
+    for message in &messages {
+        entries.push(describe(clients, res, message).await);
+        if let Some(receipt) = &message.receipt_handle {
+            // Visible again at once: listing must not hide anything.
+            let _ = clients
+                .sqs
+                .change_message_visibility()
+                .queue_url(&url)
+                .receipt_handle(receipt)
+                .visibility_timeout(0)
+                .send()
+                .await;
+        }
+    }
+    Ok(entries)
+}
+
+async fn describe(clients: &Clients, res: &Resources, message: &Message) -> Entry {
+    let receives = message
+        .attributes
+        .as_ref()
+        .and_then(|a| a.get(&MessageSystemAttributeName::ApproximateReceiveCount))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    let body = message.body.as_deref().unwrap_or_default();
+    let (objects, reason) = match event::parse(body) {
+        Err(error) => (vec![], error.to_string()),
+        Ok(Notification::Test) => (vec![], "an s3:TestEvent (harmless)".to_owned()),
+        Ok(Notification::Created(objects)) => {
+            let mut reasons = Vec::new();
+            for object in &objects {
+                let manifest = clients
+                    .s3
+                    .head_object()
+                    .bucket(&res.outbox)
+                    .key(outbox::manifest_key(&object.key))
+                    .send()
+                    .await;
+                reasons.push(match manifest {
+                    Ok(_) => format!("{}: finished since (a manifest exists)", object.key),
+                    Err(_) => format!(
+                        "{}: no manifest after {receives} attempts (transient errors or a crash; see the worker's logs)",
+                        object.key
+                    ),
+                });
+            }
+            let names = objects
+                .iter()
+                .map(|o| format!("{}/{}", o.bucket, o.key))
+                .collect();
+            (names, reasons.join("; "))
+        }
+    };
+    Entry {
+        message_id: message.message_id.clone().unwrap_or_default(),
+        receives,
+        objects,
+        reason,
+    }
+}
+
+/// Move up to `max` messages back to the job queue; returns how many.
+pub async fn redrive(clients: &Clients, res: &Resources, max: usize) -> anyhow::Result<usize> {
+    let dlq = queue_url(clients, &res.dlq()).await?;
+    let jobs = queue_url(clients, &res.queue).await?;
+    let mut moved = 0;
+    while moved < max {
+        let messages = take(
+            clients,
+            &dlq,
+            (max - moved).min(10),
+            Duration::from_secs(60),
+        )
+        .await?;
+        if messages.is_empty() {
+            break;
+        }
+        for message in messages {
+            // Send first, then delete: a failure in between duplicates, never loses.
+            clients
+                .sqs
+                .send_message()
+                .queue_url(&jobs)
+                .message_body(message.body.clone().unwrap_or_default())
+                .send()
+                .await
+                .context("sending a message back to the job queue")?;
+            clients
+                .sqs
+                .delete_message()
+                .queue_url(&dlq)
+                .receipt_handle(message.receipt_handle.clone().unwrap_or_default())
+                .send()
+                .await
+                .context("deleting a redriven message from the DLQ")?;
+            moved += 1;
+        }
+    }
+    Ok(moved)
+}
