@@ -49,3 +49,15 @@ impl Clients {
         }
     }
 }
+
+/// The URL of an existing queue.
+pub async fn queue_url(sqs: &aws_sdk_sqs::Client, name: &str) -> anyhow::Result<String> {
+    use anyhow::Context;
+    sqs.get_queue_url()
+        .queue_name(name)
+        .send()
+        .await
+        .with_context(|| format!("looking up queue {name:?} (has `imgflow setup` run?)"))?
+        .queue_url
+        .context("GetQueueUrl returned no URL")
+}

@@ -5,7 +5,7 @@ use std::time::Duration;
 use anyhow::Context;
 use aws_sdk_sqs::types::{Message, MessageSystemAttributeName};
 
-use crate::aws::Clients;
+use crate::aws::{Clients, queue_url};
 use crate::config::Resources;
 use crate::event::{self, Notification};
 use crate::outbox;
@@ -19,18 +19,6 @@ pub struct Entry {
     pub objects: Vec<String>,
     /// Why it is here, as far as can be told from the message and the outbox.
     pub reason: String,
-}
-
-async fn queue_url(clients: &Clients, name: &str) -> anyhow::Result<String> {
-    clients
-        .sqs
-        .get_queue_url()
-        .queue_name(name)
-        .send()
-        .await
-        .with_context(|| format!("looking up queue {name:?}"))?
-        .queue_url
-        .context("GetQueueUrl returned no URL")
 }
 
 /// Take up to `max` messages off the DLQ, hidden for `hide` while we look.
@@ -65,7 +53,7 @@ async fn take(
 
 /// List up to `max` messages; they stay in the DLQ.
 pub async fn list(clients: &Clients, res: &Resources, max: usize) -> anyhow::Result<Vec<Entry>> {
-    let url = queue_url(clients, &res.dlq()).await?;
+    let url = queue_url(&clients.sqs, &res.dlq()).await?;
     let messages = take(clients, &url, max, Duration::from_secs(30)).await?;
     let mut entries = Vec::with_capacity(messages.len());
     for message in &messages {
@@ -131,8 +119,8 @@ async fn describe(clients: &Clients, res: &Resources, message: &Message) -> Entr
 
 /// Move up to `max` messages back to the job queue; returns how many.
 pub async fn redrive(clients: &Clients, res: &Resources, max: usize) -> anyhow::Result<usize> {
-    let dlq = queue_url(clients, &res.dlq()).await?;
-    let jobs = queue_url(clients, &res.queue).await?;
+    let dlq = queue_url(&clients.sqs, &res.dlq()).await?;
+    let jobs = queue_url(&clients.sqs, &res.queue).await?;
     let mut moved = 0;
     while moved < max {
         let messages = take(

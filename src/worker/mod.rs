@@ -152,14 +152,7 @@ impl Worker {
     async fn lookup_queue(&self) -> anyhow::Result<Queue> {
         let sqs = &self.clients.sqs;
         let name = &self.resources.queue;
-        let url = sqs
-            .get_queue_url()
-            .queue_name(name)
-            .send()
-            .await
-            .with_context(|| format!("looking up queue {name:?} (has `imgflow setup` run?)"))?
-            .queue_url
-            .context("GetQueueUrl returned no URL")?;
+        let url = crate::aws::queue_url(sqs, name).await?;
         let visibility = sqs
             .get_queue_attributes()
             .queue_url(&url)

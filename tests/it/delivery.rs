@@ -22,17 +22,6 @@ fn event(bucket: &str, key: &str, etag: &str, sequencer: &str) -> String {
     body.to_string()
 }
 
-async fn send(app: &TestApp, body: &str) {
-    app.clients
-        .sqs
-        .send_message()
-        .queue_url(&app.queues.queue_url)
-        .message_body(body)
-        .send()
-        .await
-        .unwrap();
-}
-
 #[tokio::test]
 async fn the_same_event_delivered_twice_gives_one_result() {
     let app = TestApp::spawn().await;
@@ -44,15 +33,12 @@ async fn the_same_event_delivered_twice_gives_one_result() {
     let output = app.get_outbox("twice.jpg/main.jpg").await.unwrap();
 
     // S3 delivers at least once: here is the same notification again.
-    send(
-        &app,
-        &event(
-            &app.resources.inbox,
-            "twice.jpg",
-            &etag,
-            "0055AED6DCD90281E5",
-        ),
-    )
+    app.send(&event(
+        &app.resources.inbox,
+        "twice.jpg",
+        &etag,
+        "0055AED6DCD90281E5",
+    ))
     .await;
     app.wait_until_queue_is_empty().await;
     let second = app.wait_for_manifest("twice.jpg").await;
@@ -85,15 +71,12 @@ async fn an_older_event_arriving_after_a_newer_upload_keeps_the_newer_outputs() 
     app.wait_until_queue_is_empty().await;
 
     // Now the first upload's event comes again, late.
-    send(
-        &app,
-        &event(
-            &app.resources.inbox,
-            "photo.jpg",
-            &old_etag,
-            "0055AED6DCD90281E5",
-        ),
-    )
+    app.send(&event(
+        &app.resources.inbox,
+        "photo.jpg",
+        &old_etag,
+        "0055AED6DCD90281E5",
+    ))
     .await;
     app.wait_until_queue_is_empty().await;
     let manifest = app.wait_for_manifest("photo.jpg").await;
@@ -118,11 +101,8 @@ async fn imgflow_never_processes_its_own_outputs_or_the_outbox() {
     app.wait_for_manifest("a.jpg").await;
 
     // An event that names the outbox (a misconfigured notification).
-    send(
-        &app,
-        &event(&app.resources.outbox, "a.jpg/main.jpg", "x", "01"),
-    )
-    .await;
+    app.send(&event(&app.resources.outbox, "a.jpg/main.jpg", "x", "01"))
+        .await;
     // One of our outputs copied back into the inbox, metadata and all.
     app.clients
         .s3
@@ -153,7 +133,7 @@ async fn a_message_that_keeps_failing_ends_in_the_dlq_and_can_be_listed_and_redr
         }),
     })
     .await;
-    send(&app, "this is not an S3 notification").await;
+    app.send("this is not an S3 notification").await;
     app.wait_until_empty(&app.queues.queue_url, 40).await;
     assert_eq!(app.messages_on(&app.queues.dlq_url).await, 1);
 

@@ -88,14 +88,7 @@ async fn the_s3_test_event_is_deleted_not_retried() {
     let app = TestApp::spawn().await;
     // Setup already made S3 send one; send another the way S3 words it.
     let body = include_str!("../fixtures/events/s3-test-event.json");
-    app.clients
-        .sqs
-        .send_message()
-        .queue_url(&app.queues.queue_url)
-        .message_body(body)
-        .send()
-        .await
-        .unwrap();
+    app.send(body).await;
     app.wait_until_queue_is_empty().await;
     assert_eq!(app.messages_on(&app.queues.dlq_url).await, 0);
 }

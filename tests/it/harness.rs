@@ -169,6 +169,18 @@ impl TestApp {
         command.spawn().expect("start imgflow worker")
     }
 
+    /// Put a message on the job queue, as S3 would.
+    pub async fn send(&self, body: &str) {
+        self.clients
+            .sqs
+            .send_message()
+            .queue_url(&self.queues.queue_url)
+            .message_body(body)
+            .send()
+            .await
+            .unwrap();
+    }
+
     /// Write straight to the inbox, as `aws s3 cp --metadata` would; the ETag.
     pub async fn put_inbox(&self, key: &str, bytes: &[u8], metadata: &[(&str, &str)]) -> String {
         let metadata: HashMap<String, String> = metadata
