@@ -166,7 +166,11 @@ impl JsonOrError for reqwest::Response {
         let status = self.status();
         let body: Value = self.json().await.context("the API's answer is not JSON")?;
         if !status.is_success() {
-            bail!("the API answered {status}: {}", body["error"]);
+            bail!(
+                "the API answered {status}: {} ({})",
+                body["detail"],
+                body["code"]
+            );
         }
         Ok(body)
     }

@@ -155,6 +155,41 @@ pub struct ApiConfig {
     /// How long a presigned download URL stays valid, in seconds
     #[arg(long, env = "IMGFLOW_DOWNLOAD_EXPIRY", default_value_t = 3600)]
     pub download_expiry_secs: u64,
+
+    /// SHA-256 (hex) of an accepted API key; repeat, or separate with spaces.
+    /// Make one with `printf %s "$KEY" | sha256sum`. Without any, the API
+    /// listens on loopback only.
+    #[arg(long = "api-key-sha256", env = "IMGFLOW_API_KEY_SHA256", value_delimiter = ' ',
+          value_parser = parse_key_hash)]
+    pub api_key_hashes: Vec<KeyHash>,
+}
+
+/// The SHA-256 of an API key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KeyHash(pub [u8; 32]);
+
+fn parse_key_hash(s: &str) -> Result<KeyHash, String> {
+    let s = s.trim();
+    if s.len() != 64 || !s.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err("expected 64 hex digits: the SHA-256 of the key".into());
+    }
+    let mut out = [0u8; 32];
+    for (i, byte) in out.iter_mut().enumerate() {
+        *byte = u8::from_str_radix(&s[2 * i..2 * i + 2], 16).map_err(|e| e.to_string())?;
+    }
+    Ok(KeyHash(out))
+}
+
+impl ApiConfig {
+    /// Where to listen: the configured address, or its loopback twin when no
+    /// API keys are configured (an open API must not face a network).
+    pub fn effective_listen(&self) -> SocketAddr {
+        if self.api_key_hashes.is_empty() && !self.listen.ip().is_loopback() {
+            SocketAddr::from(([127, 0, 0, 1], self.listen.port()))
+        } else {
+            self.listen
+        }
+    }
 }
 
 impl ApiConfig {

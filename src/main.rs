@@ -289,7 +289,7 @@ fn api_state(
 }
 
 async fn serve_api(state: Arc<AppState>, shutdown: CancellationToken) -> anyhow::Result<()> {
-    let addr = state.config.listen;
+    let addr = state.config.effective_listen();
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .with_context(|| format!("listening on {addr}"))?;

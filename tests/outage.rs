@@ -46,6 +46,7 @@ async fn a_worker_rides_out_localstack_pausing_longer_than_a_long_poll_and_loses
             max_receive_count: 5,
         },
         worker: None,
+        api_keys: vec![],
     })
     .await;
     let mut worker = app.worker_process(&[("IMGFLOW_POLL_WAIT", "5")]);

@@ -1,30 +1,58 @@
-//! One error type for every handler, answered as `{"error": {code, message}}`.
+//! Every 4xx and 5xx is an RFC 9457 problem document
+//! (`application/problem+json`) with a stable `code`:
+//!
+//! ```json
+//! {"type": "urn:imgflow:problem:invalid_recipe", "title": "Bad Request", "status": 400,
+//!  "detail": "invalid recipe at column 10: ...", "code": "invalid_recipe"}
+//! ```
 
 use axum::Json;
-use axum::extract::rejection::JsonRejection;
-use axum::http::StatusCode;
+use axum::body::Body;
+use axum::extract::rejection::{JsonRejection, QueryRejection};
+use axum::http::{HeaderValue, Request, StatusCode, header};
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use tracing::error;
 
-#[derive(Debug, thiserror::Error)]
-pub enum ApiError {
-    /// The request is wrong; the client can fix it.
-    #[error("{message}")]
-    BadRequest { code: &'static str, message: String },
-    #[error("{0}")]
-    BodyTooLarge(String),
-    #[error("{0}")]
-    NotFound(String),
-    /// Something on our side (S3 unreachable, ...); logged with its cause chain.
-    #[error("internal error")]
-    Internal(#[from] anyhow::Error),
+pub const PROBLEM_JSON: &str = "application/problem+json";
+
+#[derive(Debug)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub code: &'static str,
+    pub detail: String,
+    /// Logged with its cause chain, never shown to the client.
+    cause: Option<anyhow::Error>,
 }
 
 impl ApiError {
-    pub fn bad_request(code: &'static str, message: impl Into<String>) -> ApiError {
-        ApiError::BadRequest {
+    pub fn new(status: StatusCode, code: &'static str, detail: impl Into<String>) -> ApiError {
+        ApiError {
+            status,
             code,
-            message: message.into(),
+            detail: detail.into(),
+            cause: None,
+        }
+    }
+
+    /// The request is wrong; the client can fix it.
+    pub fn bad_request(code: &'static str, detail: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::BAD_REQUEST, code, detail)
+    }
+
+    pub fn not_found(detail: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::NOT_FOUND, "not_found", detail)
+    }
+}
+
+/// Something on our side (S3 unreachable, ...): 503, try again.
+impl From<anyhow::Error> for ApiError {
+    fn from(cause: anyhow::Error) -> ApiError {
+        ApiError {
+            status: StatusCode::SERVICE_UNAVAILABLE,
+            code: "unavailable",
+            detail: "storage is unavailable; try again".into(),
+            cause: Some(cause),
         }
     }
 }
@@ -32,35 +60,92 @@ impl ApiError {
 impl From<JsonRejection> for ApiError {
     fn from(rejection: JsonRejection) -> ApiError {
         if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            ApiError::BodyTooLarge(rejection.body_text())
+            ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "body_too_large",
+                rejection.body_text(),
+            )
+        } else if rejection.status() == StatusCode::UNSUPPORTED_MEDIA_TYPE {
+            ApiError::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_media_type",
+                rejection.body_text(),
+            )
         } else {
             ApiError::bad_request("invalid_request", rejection.body_text())
         }
     }
 }
 
+impl From<QueryRejection> for ApiError {
+    fn from(rejection: QueryRejection) -> ApiError {
+        ApiError::bad_request("invalid_request", rejection.body_text())
+    }
+}
+
+impl std::fmt::Display for ApiError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} ({}): {}", self.code, self.status, self.detail)
+    }
+}
+
+fn problem(status: StatusCode, code: &str, detail: &str) -> Response {
+    let body = serde_json::json!({
+        "type": format!("urn:imgflow:problem:{code}"),
+        "title": status.canonical_reason().unwrap_or("Error"),
+        "status": status.as_u16(),
+        "detail": detail,
+        "code": code,
+    });
+    let mut response = (status, Json(body)).into_response();
+    response
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
+    response
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let (status, code, message) = match &self {
-            ApiError::BadRequest { code, message } => {
-                (StatusCode::BAD_REQUEST, *code, message.clone())
-            }
-            ApiError::BodyTooLarge(message) => (
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "body_too_large",
-                message.clone(),
-            ),
-            ApiError::NotFound(message) => (StatusCode::NOT_FOUND, "not_found", message.clone()),
-            ApiError::Internal(cause) => {
-                error!(message = "Request failed", error = format!("{cause:#}"));
-                (
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "unavailable",
-                    "storage is unavailable; try again".to_owned(),
-                )
-            }
-        };
-        let body = serde_json::json!({"error": {"code": code, "message": message}});
-        (status, Json(body)).into_response()
+        if let Some(cause) = &self.cause {
+            error!(message = "Request failed", error = format!("{cause:#}"));
+        }
+        problem(self.status, self.code, &self.detail)
     }
+}
+
+/// Middleware: error responses that axum or tower make on their own (no
+/// route, wrong method, time-out, ...) get the same problem shape.
+pub async fn problems_everywhere(request: Request<Body>, next: Next) -> Response {
+    let response = next.run(request).await;
+    let status = response.status();
+    let is_problem = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(PROBLEM_JSON.as_bytes()));
+    if !(status.is_client_error() || status.is_server_error()) || is_problem {
+        return response;
+    }
+    let code = match status {
+        StatusCode::NOT_FOUND => "not_found",
+        StatusCode::METHOD_NOT_ALLOWED => "method_not_allowed",
+        StatusCode::REQUEST_TIMEOUT => "timeout",
+        StatusCode::PAYLOAD_TOO_LARGE => "body_too_large",
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => "unsupported_media_type",
+        StatusCode::UNAUTHORIZED => "unauthorized",
+        s if s.is_server_error() => "internal",
+        _ => "invalid_request",
+    };
+    let (parts, body) = response.into_parts();
+    let text = axum::body::to_bytes(body, 4096).await.unwrap_or_default();
+    let detail = match std::str::from_utf8(&text).map(str::trim) {
+        Ok(t) if !t.is_empty() => t.to_owned(),
+        _ => status.canonical_reason().unwrap_or("error").to_owned(),
+    };
+    let mut problem = problem(status, code, &detail);
+    for (name, value) in &parts.headers {
+        if name != header::CONTENT_TYPE && name != header::CONTENT_LENGTH {
+            problem.headers_mut().insert(name.clone(), value.clone());
+        }
+    }
+    problem
 }

@@ -6,6 +6,7 @@ use std::time::Duration;
 use anyhow::Context;
 use aws_sdk_s3::presigning::PresigningConfig;
 use axum::Json;
+use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -48,10 +49,11 @@ pub struct OutputView {
 pub async fn get(
     State(state): State<Arc<AppState>>,
     Path(job_id): Path<String>,
-    Query(query): Query<JobQuery>,
+    query: Result<Query<JobQuery>, QueryRejection>,
 ) -> Result<Json<JobView>, ApiError> {
+    let Query(query) = query?;
     let job_id = Uuid::parse_str(&job_id)
-        .map_err(|_| ApiError::NotFound(format!("no job {job_id:?}: job ids are UUIDs")))?;
+        .map_err(|_| ApiError::not_found(format!("no job {job_id:?}: job ids are UUIDs")))?;
     let deadline = tokio::time::Instant::now()
         + Duration::from_secs(query.wait.unwrap_or(0).min(MAX_WAIT_SECS));
     loop {

@@ -4,11 +4,14 @@
 //! presigned URL, and job state is read from the outbox manifest. It is
 //! stateless, so any number of replicas can run.
 
+mod auth;
 mod error;
 mod jobs;
+mod seed;
 mod uploads;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, State};
@@ -16,6 +19,7 @@ use axum::http::StatusCode;
 use axum::routing::{get, post};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
+use tower_http::timeout::TimeoutLayer;
 
 use crate::aws::Clients;
 use crate::config::{ApiConfig, Resources};
@@ -35,13 +39,41 @@ pub struct AppState {
 /// JSON bodies are small: a file name, a type, a size and a recipe.
 const MAX_JSON_BODY: usize = 16 * 1024;
 
+/// No request may take longer (a job's `?wait=` is bounded well below it).
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
+
 pub fn router(state: Arc<AppState>) -> Router {
+    // Multipart uploads carry the image itself: its limit plus room for the form.
+    let form_limit = DefaultBodyLimit::max(
+        usize::try_from(state.limits.max_bytes)
+            .unwrap_or(usize::MAX)
+            .saturating_add(64 * 1024),
+    );
+    let seed_routes = Router::new()
+        .route("/api/images/upload/resize", post(seed::resize))
+        .route("/api/images/upload/watermark", post(seed::watermark))
+        .route("/api/images/upload/filter", post(seed::filter))
+        .layer(form_limit);
     Router::new()
         .route("/v1/uploads", post(uploads::create))
         .route("/v1/jobs/{job_id}", get(jobs::get))
+        .route("/api/images", get(seed::list))
+        .route("/api/images/health", get(seed::health))
+        .route("/api/images/{image_key}", get(seed::get_image))
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(ready))
         .layer(DefaultBodyLimit::max(MAX_JSON_BODY))
+        .merge(seed_routes)
+        .fallback(|| async { ApiError::not_found("no such route") })
+        .layer(axum::middleware::from_fn_with_state(
+            Arc::clone(&state),
+            auth::require_key,
+        ))
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            REQUEST_TIMEOUT,
+        ))
+        .layer(axum::middleware::from_fn(error::problems_everywhere))
         .with_state(state)
 }
 
@@ -51,7 +83,12 @@ pub async fn serve(
     state: Arc<AppState>,
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
-    tracing::info!(addr = %listener.local_addr()?, "api listening");
+    let addr = listener.local_addr()?;
+    if state.config.api_key_hashes.is_empty() {
+        tracing::warn!(%addr, "api listening WITHOUT API keys, so on loopback only; set IMGFLOW_API_KEY_SHA256 to serve a network");
+    } else {
+        tracing::info!(%addr, keys = state.config.api_key_hashes.len(), "api listening; API keys required");
+    }
     axum::serve(listener, router(state))
         .with_graceful_shutdown(shutdown.cancelled_owned())
         .await

@@ -30,12 +30,8 @@ async fn bad_upload_requests_get_a_400_with_a_stable_code() {
     for (body, code) in cases {
         let (status, answer) = app.post_upload(body.clone()).await;
         assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
-        assert_eq!(answer["error"]["code"], code, "{body} → {answer}");
-        assert!(
-            answer["error"]["message"]
-                .as_str()
-                .is_some_and(|m| !m.is_empty())
-        );
+        assert_eq!(answer["code"], code, "{body} → {answer}");
+        assert!(answer["detail"].as_str().is_some_and(|m| !m.is_empty()));
     }
 
     let (status, answer) = app.post_upload(ok).await;
@@ -56,7 +52,7 @@ async fn an_oversized_body_is_refused() {
     let status = response.status();
     let answer: Value = response.json().await.unwrap();
     assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE, "{answer}");
-    assert_eq!(answer["error"]["code"], "body_too_large");
+    assert_eq!(answer["code"], "body_too_large");
 }
 
 #[tokio::test]
@@ -100,4 +96,87 @@ async fn health_and_readiness_answer() {
         .await
         .unwrap();
     assert_eq!(ready.status(), StatusCode::OK);
+}
+
+#[tokio::test]
+async fn unknown_routes_and_methods_answer_with_problem_documents() {
+    let app = TestApp::spawn().await;
+    for (method, path, status, code) in [
+        (reqwest::Method::GET, "/nope", 404, "not_found"),
+        (
+            reqwest::Method::DELETE,
+            "/v1/uploads",
+            405,
+            "method_not_allowed",
+        ),
+        (
+            reqwest::Method::GET,
+            "/v1/jobs/00000000-0000-0000-0000-000000000000?wait=abc",
+            400,
+            "invalid_request",
+        ),
+    ] {
+        let response = app
+            .http
+            .request(method, format!("{}{path}", app.api))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status().as_u16(), status, "{path}");
+        assert_eq!(
+            response.headers()["content-type"],
+            "application/problem+json",
+            "{path}"
+        );
+        let problem: Value = response.json().await.unwrap();
+        assert_eq!(problem["code"], code, "{path}");
+        assert_eq!(problem["status"], status);
+        assert!(problem["type"].as_str().unwrap().ends_with(code));
+    }
+}
+
+#[tokio::test]
+async fn with_api_keys_configured_requests_need_one_and_probes_do_not() {
+    let app = TestApp::spawn_with(crate::harness::Options {
+        api_keys: vec!["s3cret-key".into(), "other-key".into()],
+        ..Default::default()
+    })
+    .await;
+    let upload = json!({"filename": "a.jpg", "content_type": "image/jpeg", "size": 10});
+    let post = |key: Option<&str>| {
+        let mut request = app
+            .http
+            .post(format!("{}/v1/uploads", app.api))
+            .json(&upload);
+        if let Some(key) = key {
+            request = request.bearer_auth(key);
+        }
+        request.send()
+    };
+    let response = post(None).await.unwrap();
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(response.headers()["www-authenticate"], "Bearer");
+    let problem: Value = response.json().await.unwrap();
+    assert_eq!(problem["code"], "unauthorized");
+    assert_eq!(
+        post(Some("wrong")).await.unwrap().status(),
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        post(Some("s3cret-key")).await.unwrap().status(),
+        StatusCode::OK
+    );
+    assert_eq!(
+        post(Some("other-key")).await.unwrap().status(),
+        StatusCode::OK
+    );
+    for probe in ["/healthz", "/readyz", "/api/images/health"] {
+        let response = app
+            .http
+            .get(format!("{}{probe}", app.api))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::OK, "{probe}");
+    }
 }

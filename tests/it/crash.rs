@@ -64,6 +64,7 @@ fn short_visibility() -> Options {
             max_receive_count: 5,
         },
         worker: None,
+        api_keys: vec![],
     }
 }
 
@@ -429,6 +430,7 @@ async fn hostile_files_each_get_a_failed_manifest_while_the_worker_keeps_serving
     let app = TestApp::spawn_with(Options {
         queue: QueueConfig::default(),
         worker: None,
+        api_keys: vec![],
     })
     .await;
     let mut worker = app.worker_process(&[("IMGFLOW_PIXEL_BUDGET", "50000000")]);

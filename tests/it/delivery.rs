@@ -131,6 +131,7 @@ async fn a_message_that_keeps_failing_ends_in_the_dlq_and_can_be_listed_and_redr
             poll_wait_secs: 1,
             ..Settings::default()
         }),
+        api_keys: vec![],
     })
     .await;
     app.send("this is not an S3 notification").await;

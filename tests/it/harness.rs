@@ -54,6 +54,13 @@ pub struct Options {
     pub queue: QueueConfig,
     /// `None`: no worker in this process (tests start `imgflow worker` themselves).
     pub worker: Option<Settings>,
+    /// API keys the API accepts (none: an open API).
+    pub api_keys: Vec<String>,
+}
+
+pub fn sha256(text: &str) -> [u8; 32] {
+    use sha2::Digest;
+    sha2::Sha256::digest(text.as_bytes()).into()
 }
 
 impl Default for Options {
@@ -65,6 +72,7 @@ impl Default for Options {
                 poll_wait_secs: 2,
                 ..Settings::default()
             }),
+            api_keys: vec![],
         }
     }
 }
@@ -114,6 +122,11 @@ impl TestApp {
                 listen: addr,
                 upload_expiry_secs: 300,
                 download_expiry_secs: 300,
+                api_key_hashes: options
+                    .api_keys
+                    .iter()
+                    .map(|k| imgflow::config::KeyHash(sha256(k)))
+                    .collect(),
             },
         });
         tokio::spawn(api::serve(listener, state, shutdown.clone()));

@@ -11,4 +11,5 @@ mod harness;
 mod orientation;
 mod presign;
 mod reference;
+mod seed;
 mod setup;

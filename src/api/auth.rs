@@ -1,0 +1,55 @@
+//! API keys: `Authorization: Bearer <key>`, checked against the SHA-256s in
+//! the configuration with a constant-time comparison. Health checks stay open.
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{HeaderValue, Request, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+use super::{ApiError, AppState};
+
+/// Routes anyone may call: probes must work without a key.
+const OPEN: &[&str] = &["/healthz", "/readyz", "/api/images/health", "/openapi.json"];
+
+pub async fn require_key(
+    State(state): State<Arc<AppState>>,
+    request: Request<Body>,
+    next: Next,
+) -> Response {
+    let keys = &state.config.api_key_hashes;
+    if keys.is_empty() || OPEN.contains(&request.uri().path()) {
+        return next.run(request).await;
+    }
+    let presented = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(|key| Sha256::digest(key.trim().as_bytes()));
+    let accepted = presented.is_some_and(|hash| {
+        // Compare with every key, so the time taken does not say which matched.
+        keys.iter()
+            .fold(subtle::Choice::from(0), |any, k| {
+                any | k.0.ct_eq(hash.as_slice())
+            })
+            .into()
+    });
+    if accepted {
+        return next.run(request).await;
+    }
+    let mut response = ApiError::new(
+        StatusCode::UNAUTHORIZED,
+        "unauthorized",
+        "send a valid API key as `Authorization: Bearer <key>`",
+    )
+    .into_response();
+    response
+        .headers_mut()
+        .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+    response
+}
