@@ -104,7 +104,20 @@ pub(super) fn parse(input: &str) -> Result<Recipe, ParseError> {
             .unwrap_or(whole);
         return Err(unnamed.error("a name (`name:`) on every output when there are several"));
     }
-    Ok(Recipe { outputs })
+    let recipe = Recipe { outputs };
+    // The canonical form (defaults written out, text escaped) is what travels
+    // in metadata, so it must fit the same bound.
+    let canonical = recipe.to_string().len();
+    if canonical > MAX_RECIPE_LEN {
+        return Err(ParseError {
+            column: 1,
+            expected: format!(
+                "a recipe of at most {MAX_RECIPE_LEN} bytes once defaults are written out and text is escaped"
+            ),
+            found: format!("{canonical} bytes"),
+        });
+    }
+    Ok(recipe)
 }
 
 fn parse_output(span: Span<'_>) -> Result<Output, ParseError> {

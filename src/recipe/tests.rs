@@ -343,3 +343,16 @@ mod properties {
         }
     }
 }
+
+#[test]
+fn a_recipe_whose_canonical_form_is_too_long_is_refused() {
+    // Found by `cargo fuzz run recipe`: 900 bytes in, but `&` escapes to `%26`.
+    let text = "&".repeat(190);
+    let input = format!("resize,w=400/watermark,text={text}/watermark,text={text}");
+    assert!(input.len() <= MAX_RECIPE_LEN);
+    let err = Recipe::parse(&input).unwrap_err();
+    assert!(
+        err.expected.contains("once defaults are written out"),
+        "{err}"
+    );
+}
