@@ -75,7 +75,7 @@ pub struct Timings {
 }
 
 /// A permanent failure, with a stable code clients can branch on.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct JobError {
     pub code: String,
     pub message: String,

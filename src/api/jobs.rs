@@ -19,23 +19,25 @@ use crate::outbox::{self, JobError, Manifest, Status};
 pub const MAX_WAIT_SECS: u64 = 20;
 const POLL_EVERY: Duration = Duration::from_millis(250);
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct JobQuery {
     /// Wait up to this many seconds for the job to finish.
     #[serde(default)]
     pub wait: Option<u64>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct JobView {
     pub job_id: Uuid,
+    #[schema(value_type = String, example = "done")]
     pub status: &'static str,
     pub outputs: Vec<OutputView>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<JobError>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct OutputView {
     pub name: String,
     pub url: String,
@@ -46,6 +48,15 @@ pub struct OutputView {
     pub bytes: u64,
 }
 
+/// A job's state, read from its manifest.
+#[utoipa::path(get, path = "/v1/jobs/{job_id}", params(("job_id" = String, Path, description = "The job id from POST /v1/uploads"), JobQuery),
+    responses(
+        (status = 200, description = "pending, done or failed", body = JobView),
+        (status = 400, body = super::openapi::Problem, content_type = "application/problem+json"),
+        (status = 401, body = super::openapi::Problem, content_type = "application/problem+json"),
+        (status = 404, body = super::openapi::Problem, content_type = "application/problem+json"),
+        (status = 503, body = super::openapi::Problem, content_type = "application/problem+json"),
+    ))]
 pub async fn get(
     State(state): State<Arc<AppState>>,
     Path(job_id): Path<String>,

@@ -7,6 +7,7 @@
 mod auth;
 mod error;
 mod jobs;
+pub mod openapi;
 mod seed;
 mod uploads;
 
@@ -60,7 +61,11 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/api/images", get(seed::list))
         .route("/api/images/health", get(seed::health))
         .route("/api/images/{image_key}", get(seed::get_image))
-        .route("/healthz", get(|| async { "ok" }))
+        .route("/healthz", get(healthz))
+        .route(
+            "/openapi.json",
+            get(|| async { axum::Json(openapi::document()) }),
+        )
         .route("/readyz", get(ready))
         .layer(DefaultBodyLimit::max(MAX_JSON_BODY))
         .merge(seed_routes)
@@ -75,6 +80,11 @@ pub fn router(state: Arc<AppState>) -> Router {
         ))
         .layer(axum::middleware::from_fn(error::problems_everywhere))
         .with_state(state)
+}
+
+#[utoipa::path(get, path = "/healthz", responses((status = 200, description = "The process runs", body = String)))]
+async fn healthz() -> &'static str {
+    "ok"
 }
 
 /// Serve until `shutdown` fires, then finish in-flight requests.
@@ -95,6 +105,9 @@ pub async fn serve(
 }
 
 /// Ready when both buckets and the queue answer.
+#[utoipa::path(get, path = "/readyz", responses(
+    (status = 200, description = "S3 and SQS answer", body = String),
+    (status = 503, description = "What does not answer", body = String)))]
 async fn ready(State(state): State<Arc<AppState>>) -> (StatusCode, String) {
     let s3 = &state.clients.s3;
     let checks = async {

@@ -33,7 +33,7 @@ use crate::recipe::{Recipe, encode_text};
 pub const WAIT: Duration = Duration::from_secs(30);
 const SEED_PREFIX: &str = "api/";
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct SeedAnswer {
     pub success: bool,
@@ -115,6 +115,17 @@ fn pixels(fields: &HashMap<String, String>, name: &str) -> Result<Option<u32>, A
     }
 }
 
+/// The old service's `resize`: upload, wait, answer.
+#[utoipa::path(post, path = "/api/images/upload/resize", request_body(content = super::openapi::ResizeForm, content_type = "multipart/form-data"),
+    responses(
+        (status = 200, body = SeedAnswer),
+        (status = 400, body = super::openapi::Problem, content_type = "application/problem+json"),
+        (status = 401, body = super::openapi::Problem, content_type = "application/problem+json"),
+        (status = 413, body = super::openapi::Problem, content_type = "application/problem+json"),
+        (status = 422, description = "The job failed", body = super::openapi::Problem, content_type = "application/problem+json"),
+        (status = 503, body = super::openapi::Problem, content_type = "application/problem+json"),
+        (status = 504, description = "Still processing", body = super::openapi::Problem, content_type = "application/problem+json"),
+    ))]
 pub async fn resize(
     State(state): State<Arc<AppState>>,
     multipart: Multipart,
@@ -133,6 +144,17 @@ pub async fn resize(
     run(&state, form, &recipe, "Image resized successfully").await
 }
 
+/// The old service's `watermark`: upload, wait, answer.
+#[utoipa::path(post, path = "/api/images/upload/watermark", request_body(content = super::openapi::WatermarkForm, content_type = "multipart/form-data"),
+    responses(
+        (status = 200, body = SeedAnswer),
+        (status = 400, body = super::openapi::Problem, content_type = "application/problem+json"),
+        (status = 401, body = super::openapi::Problem, content_type = "application/problem+json"),
+        (status = 413, body = super::openapi::Problem, content_type = "application/problem+json"),
+        (status = 422, description = "The job failed", body = super::openapi::Problem, content_type = "application/problem+json"),
+        (status = 503, body = super::openapi::Problem, content_type = "application/problem+json"),
+        (status = 504, description = "Still processing", body = super::openapi::Problem, content_type = "application/problem+json"),
+    ))]
 pub async fn watermark(
     State(state): State<Arc<AppState>>,
     multipart: Multipart,
@@ -168,6 +190,17 @@ pub async fn watermark(
     run(&state, form, &recipe, "Watermark added successfully").await
 }
 
+/// The old service's `filter`: upload, wait, answer.
+#[utoipa::path(post, path = "/api/images/upload/filter", request_body(content = super::openapi::FilterForm, content_type = "multipart/form-data"),
+    responses(
+        (status = 200, body = SeedAnswer),
+        (status = 400, body = super::openapi::Problem, content_type = "application/problem+json"),
+        (status = 401, body = super::openapi::Problem, content_type = "application/problem+json"),
+        (status = 413, body = super::openapi::Problem, content_type = "application/problem+json"),
+        (status = 422, description = "The job failed", body = super::openapi::Problem, content_type = "application/problem+json"),
+        (status = 503, body = super::openapi::Problem, content_type = "application/problem+json"),
+        (status = 504, description = "Still processing", body = super::openapi::Problem, content_type = "application/problem+json"),
+    ))]
 pub async fn filter(
     State(state): State<Arc<AppState>>,
     multipart: Multipart,
@@ -328,6 +361,14 @@ async fn output_of(state: &AppState, image_key: &str) -> Result<(String, String)
 }
 
 /// `GET /api/images/{imageKey}`: the processed image, streamed from S3.
+/// The processed image.
+#[utoipa::path(get, path = "/api/images/{image_key}", params(("image_key" = String, Path)),
+    responses(
+        (status = 200, description = "The image", content_type = "image/*"),
+        (status = 401, body = super::openapi::Problem, content_type = "application/problem+json"),
+        (status = 404, body = super::openapi::Problem, content_type = "application/problem+json"),
+        (status = 503, body = super::openapi::Problem, content_type = "application/problem+json"),
+    ))]
 pub async fn get_image(
     State(state): State<Arc<AppState>>,
     Path(image_key): Path<String>,
@@ -350,7 +391,8 @@ pub async fn get_image(
         .into_response())
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct Page {
     #[serde(default)]
     pub page: usize,
@@ -362,7 +404,7 @@ fn default_size() -> usize {
     20
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ImageList {
     pub images: Vec<ListedImage>,
@@ -371,7 +413,7 @@ pub struct ImageList {
     pub total: usize,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ListedImage {
     pub image_key: String,
@@ -381,6 +423,13 @@ pub struct ListedImage {
 
 /// `GET /api/images?page=0&size=20`: recent results, newest first (the
 /// newest 1000 are considered).
+#[utoipa::path(get, path = "/api/images", params(Page),
+    responses(
+        (status = 200, body = ImageList),
+        (status = 400, body = super::openapi::Problem, content_type = "application/problem+json"),
+        (status = 401, body = super::openapi::Problem, content_type = "application/problem+json"),
+        (status = 503, body = super::openapi::Problem, content_type = "application/problem+json"),
+    ))]
 pub async fn list(
     State(state): State<Arc<AppState>>,
     page: Result<Query<Page>, axum::extract::rejection::QueryRejection>,
@@ -438,6 +487,7 @@ pub async fn list(
 }
 
 /// `GET /api/images/health`, as Spring Boot answered it.
+#[utoipa::path(get, path = "/api/images/health", responses((status = 200, body = Object)))]
 pub async fn health() -> Json<serde_json::Value> {
     Json(serde_json::json!({"status": "UP", "service": "imgflow"}))
 }

@@ -21,7 +21,7 @@ use crate::inbox::{self, META_JOB_ID, META_PRESET, META_RECIPE};
 /// Image types the pipeline decodes.
 pub const ACCEPTED_TYPES: &[&str] = &["image/jpeg", "image/png", "image/webp", "image/gif"];
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UploadRequest {
     pub filename: String,
@@ -31,7 +31,7 @@ pub struct UploadRequest {
     pub preset: Option<String>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct UploadResponse {
     pub job_id: Uuid,
     pub key: String,
@@ -43,6 +43,16 @@ pub struct UploadResponse {
     pub job_url: String,
 }
 
+/// Ask for a presigned PUT URL for one image.
+#[utoipa::path(post, path = "/v1/uploads", request_body = UploadRequest,
+    responses(
+        (status = 200, description = "Upload with exactly these headers", body = UploadResponse),
+        (status = 400, description = "Invalid request, recipe, type or size", body = super::openapi::Problem, content_type = "application/problem+json"),
+        (status = 401, body = super::openapi::Problem, content_type = "application/problem+json"),
+        (status = 413, body = super::openapi::Problem, content_type = "application/problem+json"),
+        (status = 415, body = super::openapi::Problem, content_type = "application/problem+json"),
+        (status = 503, body = super::openapi::Problem, content_type = "application/problem+json"),
+    ))]
 pub async fn create(
     State(state): State<Arc<AppState>>,
     body: Result<Json<UploadRequest>, JsonRejection>,

@@ -180,3 +180,42 @@ async fn with_api_keys_configured_requests_need_one_and_probes_do_not() {
         assert_eq!(response.status(), StatusCode::OK, "{probe}");
     }
 }
+
+#[tokio::test]
+async fn the_openapi_document_describes_every_route() {
+    let app = TestApp::spawn().await;
+    let doc: Value = app
+        .http
+        .get(format!("{}/openapi.json", app.api))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(doc["openapi"].as_str().unwrap().starts_with("3."));
+    let paths = doc["paths"].as_object().unwrap();
+    for path in [
+        "/v1/uploads",
+        "/v1/jobs/{job_id}",
+        "/api/images/upload/resize",
+        "/api/images/upload/watermark",
+        "/api/images/upload/filter",
+        "/api/images/{image_key}",
+        "/api/images",
+        "/api/images/health",
+        "/healthz",
+        "/readyz",
+    ] {
+        assert!(
+            paths.contains_key(path),
+            "{path} is missing from /openapi.json"
+        );
+    }
+    let problem = &doc["components"]["schemas"]["Problem"]["properties"];
+    for field in ["type", "title", "status", "detail", "code"] {
+        assert!(problem.get(field).is_some(), "Problem.{field}");
+    }
+    let upload = &doc["components"]["schemas"]["UploadRequest"]["required"];
+    assert_eq!(upload, &json!(["filename", "content_type", "size"]));
+}
