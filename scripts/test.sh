@@ -25,3 +25,6 @@ trap cleanup EXIT
 
 echo "== cargo test (integration tests use LocalStack on 127.0.0.1:4566)"
 cargo test --locked
+
+echo "== schemathesis against /openapi.json"
+scripts/schemathesis.sh
