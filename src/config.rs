@@ -16,6 +16,8 @@ use crate::recipe::{Presets, Recipe, RecipeError};
 use crate::worker::Settings;
 
 pub const LOCALSTACK_ENDPOINT: &str = "http://127.0.0.1:4566";
+/// Longest lifetime of a presigned upload URL, whatever is configured.
+pub const MAX_UPLOAD_EXPIRY_SECS: u64 = 3600;
 
 /// Where S3 and SQS are.
 #[derive(Args, Debug, Clone)]
@@ -148,7 +150,7 @@ pub struct ApiConfig {
     #[arg(long, env = "IMGFLOW_LISTEN", default_value = "127.0.0.1:8080")]
     pub listen: SocketAddr,
 
-    /// How long a presigned upload URL stays valid, in seconds
+    /// How long a presigned upload URL stays valid, in seconds (at most 3600)
     #[arg(long, env = "IMGFLOW_UPLOAD_EXPIRY", default_value_t = 900)]
     pub upload_expiry_secs: u64,
 
@@ -193,8 +195,9 @@ impl ApiConfig {
 }
 
 impl ApiConfig {
+    /// Capped at an hour: a presigned URL is a bearer credential.
     pub fn upload_expiry(&self) -> Duration {
-        Duration::from_secs(self.upload_expiry_secs)
+        Duration::from_secs(self.upload_expiry_secs.clamp(1, MAX_UPLOAD_EXPIRY_SECS))
     }
     pub fn download_expiry(&self) -> Duration {
         Duration::from_secs(self.download_expiry_secs)

@@ -47,6 +47,7 @@ async fn a_worker_rides_out_localstack_pausing_longer_than_a_long_poll_and_loses
         },
         worker: None,
         api_keys: vec![],
+        upload_expiry_secs: 300,
     })
     .await;
     let mut worker = app.worker_process(&[("IMGFLOW_POLL_WAIT", "5")]);

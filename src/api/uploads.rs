@@ -109,6 +109,8 @@ pub async fn create(
         .key(&key)
         .content_type(&content_type)
         .content_length(i64::try_from(request.size).context("size out of range")?)
+        // One upload per URL: a second PUT to the same key fails (412).
+        .if_none_match("*")
         .set_metadata(Some(metadata))
         .presigned(PresigningConfig::expires_in(expiry).context("presigning config")?)
         .await

@@ -65,6 +65,7 @@ fn short_visibility() -> Options {
         },
         worker: None,
         api_keys: vec![],
+        upload_expiry_secs: 300,
     }
 }
 
@@ -431,6 +432,7 @@ async fn hostile_files_each_get_a_failed_manifest_while_the_worker_keeps_serving
         queue: QueueConfig::default(),
         worker: None,
         api_keys: vec![],
+        upload_expiry_secs: 300,
     })
     .await;
     let mut worker = app.worker_process(&[("IMGFLOW_PIXEL_BUDGET", "50000000")]);

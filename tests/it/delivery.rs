@@ -132,6 +132,7 @@ async fn a_message_that_keeps_failing_ends_in_the_dlq_and_can_be_listed_and_redr
             ..Settings::default()
         }),
         api_keys: vec![],
+        upload_expiry_secs: 300,
     })
     .await;
     app.send("this is not an S3 notification").await;

@@ -56,6 +56,7 @@ pub struct Options {
     pub worker: Option<Settings>,
     /// API keys the API accepts (none: an open API).
     pub api_keys: Vec<String>,
+    pub upload_expiry_secs: u64,
 }
 
 pub fn sha256(text: &str) -> [u8; 32] {
@@ -73,6 +74,7 @@ impl Default for Options {
                 ..Settings::default()
             }),
             api_keys: vec![],
+            upload_expiry_secs: 300,
         }
     }
 }
@@ -120,7 +122,7 @@ impl TestApp {
             limits,
             config: ApiConfig {
                 listen: addr,
-                upload_expiry_secs: 300,
+                upload_expiry_secs: options.upload_expiry_secs,
                 download_expiry_secs: 300,
                 api_key_hashes: options
                     .api_keys

@@ -203,3 +203,30 @@ async fn a_presigned_url_accepts_exactly_what_was_signed_and_nothing_else() {
         "the signed upload"
     );
 }
+
+#[tokio::test]
+async fn a_presigned_url_works_once_and_not_after_it_expires() {
+    let app = TestApp::spawn_with(crate::harness::Options {
+        upload_expiry_secs: 2,
+        ..Default::default()
+    })
+    .await;
+    let body = json!({"filename": "cat.png", "content_type": "image/png", "size": CHELSEA.len()});
+    let upload = presign(&app, body.clone()).await;
+    let headers = signed_headers(&upload);
+    assert_eq!(upload["headers"]["if-none-match"], "*");
+    assert_eq!(put(&app, &upload, &headers, CHELSEA).await, StatusCode::OK);
+    // The same URL again: the key exists, so S3 refuses to overwrite it.
+    assert_eq!(
+        put(&app, &upload, &headers, CHELSEA).await,
+        StatusCode::PRECONDITION_FAILED
+    );
+
+    let late = presign(&app, body).await;
+    tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+    assert_eq!(
+        put(&app, &late, &signed_headers(&late), CHELSEA).await,
+        StatusCode::FORBIDDEN,
+        "expired"
+    );
+}
