@@ -288,6 +288,22 @@ mod tests {
     }
 
     #[test]
+    fn without_api_keys_the_api_listens_on_loopback_only() {
+        let mut api = ApiConfig {
+            listen: "0.0.0.0:8080".parse().unwrap(),
+            upload_expiry_secs: 900,
+            download_expiry_secs: 3600,
+            api_key_hashes: vec![],
+        };
+        assert_eq!(api.effective_listen(), "127.0.0.1:8080".parse().unwrap());
+        api.api_key_hashes = vec![parse_key_hash(&"ab".repeat(32)).unwrap()];
+        assert_eq!(api.effective_listen(), "0.0.0.0:8080".parse().unwrap());
+        assert!(parse_key_hash("not-hex").is_err());
+        api.upload_expiry_secs = 86_400;
+        assert_eq!(api.upload_expiry().as_secs(), MAX_UPLOAD_EXPIRY_SECS);
+    }
+
+    #[test]
     fn localstack_is_the_default_endpoint() {
         let aws = AwsConfig {
             endpoint_url: None,
