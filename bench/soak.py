@@ -39,6 +39,9 @@ except ImportError:  # pragma: no cover
     boto3 = None
 
 RECIPE = "resize,w=64/jpeg"
+# Longer than the pauses, so a PUT waits out a stopped LocalStack instead of
+# being retried (a retry of a PUT that did land gets 412: URLs are single-use).
+PUT_TIMEOUT = 120.0
 T0 = time.monotonic()
 
 
@@ -239,6 +242,7 @@ class Job:
     key: str | None = None
     uploaded: bool = False
     upload_error: str | None = None
+    put_412_after_retry: bool = False
     status: str = "pending"
     answer: dict = field(default_factory=dict)
 
@@ -257,6 +261,8 @@ def main() -> int:
     ap.add_argument("--wait-secs", type=float, default=600.0)
     ap.add_argument("--stall-secs", type=float, default=180.0)
     ap.add_argument("--uploaders", type=int, default=8)
+    ap.add_argument("--upload-secs", type=float, default=180.0,
+                    help="spread the uploads over this long, so the chaos happens while they flow")
     ap.add_argument("--seed", type=int, default=None)
     a = ap.parse_args()
     if boto3 is None:
@@ -330,6 +336,7 @@ def main() -> int:
 
         def upload(job: Job) -> None:
             nonlocal uploaded
+            time.sleep(max(0.0, t_up + job.index * a.upload_secs / a.n - time.monotonic()))
             try:
                 body = json.dumps({"filename": job.filename, "content_type": job.content_type,
                                    "size": len(job.data), "recipe": RECIPE}).encode()
@@ -340,7 +347,22 @@ def main() -> int:
                 assert ans["method"] == "PUT", ans
                 # Exactly `headers`; urllib sets Content-Length itself from the body.
                 hdrs = {k: v for k, v in ans["headers"].items() if k.lower() not in ("content-length", "host")}
-                retrying(lambda: http("PUT", ans["upload_url"], job.data, hdrs), "PUT upload")
+                attempts = 0
+
+                def put() -> None:
+                    nonlocal attempts
+                    attempts += 1
+                    try:
+                        http("PUT", ans["upload_url"], job.data, hdrs, timeout=PUT_TIMEOUT)
+                    except HttpError as e:
+                        # Upload URLs are single-use (If-None-Match: *): a 412 on a retry
+                        # means an earlier attempt landed after the client gave up on it.
+                        if e.status == 412 and attempts > 1:
+                            job.put_412_after_retry = True
+                            return
+                        raise
+
+                retrying(put, "PUT upload")
                 job.uploaded = True
             except Exception as e:  # noqa: BLE001 - recorded and reported
                 job.upload_error = f"{type(e).__name__}: {e}"
@@ -358,8 +380,14 @@ def main() -> int:
             for frac, what in plan:
                 wait_uploaded(frac)
                 if what == "kill":
+                    try:
+                        in_flight = sqs.get_queue_attributes(
+                            QueueUrl=queue_url, AttributeNames=["ApproximateNumberOfMessagesNotVisible"]
+                        )["Attributes"]["ApproximateNumberOfMessagesNotVisible"]
+                    except Exception:  # noqa: BLE001 - only for the log line
+                        in_flight = "?"
                     pid = procs.kill9("worker-1")
-                    event(f"kill -9 worker-1 (pid {pid}) at {uploaded} uploads")
+                    event(f"kill -9 worker-1 (pid {pid}) at {uploaded} uploads, {in_flight} messages in flight")
                     time.sleep(1.0)
                     p = procs.start("worker-1", ["worker"])
                     event(f"restarted worker-1 (pid {p.pid})")
@@ -372,9 +400,9 @@ def main() -> int:
                     paused.clear()
                     event(f"SIGCONT LocalStack after {a.pause_secs:.0f} s")
 
+        t_up = time.monotonic()
         chaos_thread = threading.Thread(target=chaos, daemon=True)
         chaos_thread.start()
-        t_up = time.monotonic()
         with ThreadPoolExecutor(a.uploaders) as pool:
             for done_i, _ in enumerate(pool.map(upload, jobs), 1):
                 if done_i % 200 == 0:
@@ -541,7 +569,8 @@ def main() -> int:
         f"soak summary: N={a.n}, seed {seed}, {total:.0f} s total "
         f"(uploads {up_secs:.0f} s, settling {settle_secs:.0f} s)",
         f"{'uploads':<{w}}{len(up):>6}  ({len(good_up)} good, {len(poison_up)} poison; "
-        f"{len(upload_errors)} upload errors)",
+        f"{len(upload_errors)} upload errors, "
+        f"{sum(j.put_412_after_retry for j in jobs)} PUTs retried after a time-out that had landed)",
         f"{'manifests done':<{w}}{len(done):>6}  (every good upload done: {'yes' if good_ok else 'NO'})",
         f"{'manifests failed':<{w}}{len(failed):>6}  (every poison upload failed: {'yes' if poison_ok else 'NO'}; "
         + ", ".join(f"{c} {k}" for k, c in sorted(codes.items())) + ")",

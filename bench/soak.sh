@@ -12,6 +12,8 @@
 #   SOAK_API_PORT=18080                  imgflow api
 #   SOAK_BIN=target/release/imgflow      binary to run (built first unless SOAK_BUILD=0)
 #   SOAK_PAUSE_SECS=25 SOAK_WAIT_SECS=600 SOAK_UPLOADERS=8
+#   SOAK_UPLOAD_SECS=180                 uploads are paced over this long (the chaos happens meanwhile)
+#   SOAK_SEED=...                        repeat a run's plan (its seed is printed)
 #   SOAK_KEEP=1                          keep bench/.soak/run-*/ on success (always kept on failure)
 #
 # Everything it starts (its LocalStack, the api, the workers) is stopped on
@@ -60,7 +62,7 @@ cleanup() {
         echo "soak: stopped LocalStack on $listen" >&2
     fi
     if [ "$rc" = 0 ] && [ "${SOAK_KEEP:-0}" != "1" ]; then
-        rm -rf "$run/tmp"
+        rm -rf "$run/tmp" "$run/imgflow"
     fi
     echo "soak: logs in $run" >&2
     exit "$rc"
@@ -75,6 +77,10 @@ if [ "${SOAK_BUILD:-1}" = "1" ]; then
     (cd "$root" && cargo build --release --bin imgflow --quiet)
 fi
 [ -x "$bin" ] || { echo "soak: no binary at $bin" >&2; exit 2; }
+# A private copy: the target dir is shared, and a rebuild during the run must
+# not change what a restarted worker runs.
+cp "$bin" "$run/imgflow"
+bin="$run/imgflow"
 
 # 2. Our own LocalStack: the logic of scripts/localstack.sh, with its own
 # state dir, port, TMPDIR and cwd, so it coexists with the shared one on 4566.
@@ -126,4 +132,5 @@ echo "soak: LocalStack ready (pid/pgid $ls_pid)" >&2
     --endpoint "http://$listen" --localstack-pgid "$ls_pgid" \
     --api-port "$api_port" -n "$n" \
     --poison-pct "${SOAK_POISON_PCT:-10}" --pause-secs "${SOAK_PAUSE_SECS:-25}" \
-    --wait-secs "${SOAK_WAIT_SECS:-600}" --uploaders "${SOAK_UPLOADERS:-8}"
+    --wait-secs "${SOAK_WAIT_SECS:-600}" --uploaders "${SOAK_UPLOADERS:-8}" \
+    --upload-secs "${SOAK_UPLOAD_SECS:-180}" ${SOAK_SEED:+--seed "$SOAK_SEED"}
