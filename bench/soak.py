@@ -380,12 +380,18 @@ def main() -> int:
             for frac, what in plan:
                 wait_uploaded(frac)
                 if what == "kill":
-                    try:
-                        in_flight = sqs.get_queue_attributes(
-                            QueueUrl=queue_url, AttributeNames=["ApproximateNumberOfMessagesNotVisible"]
-                        )["Attributes"]["ApproximateNumberOfMessagesNotVisible"]
-                    except Exception:  # noqa: BLE001 - only for the log line
-                        in_flight = "?"
+                    # Kill while jobs are in flight (waiting at most 10 s for some).
+                    in_flight = "?"
+                    for _ in range(20):
+                        try:
+                            in_flight = sqs.get_queue_attributes(
+                                QueueUrl=queue_url, AttributeNames=["ApproximateNumberOfMessagesNotVisible"]
+                            )["Attributes"]["ApproximateNumberOfMessagesNotVisible"]
+                        except Exception:  # noqa: BLE001 - only for the log line
+                            break
+                        if int(in_flight) > 0:
+                            break
+                        time.sleep(0.5)
                     pid = procs.kill9("worker-1")
                     event(f"kill -9 worker-1 (pid {pid}) at {uploaded} uploads, {in_flight} messages in flight")
                     time.sleep(1.0)
