@@ -98,6 +98,13 @@ pub fn decode(
     let image = match probe.format {
         ImageFormat::Jpeg => match decode_turbo(bytes, eighths)? {
             Some(image) => image,
+            // The `image` crate decodes a truncated JPEG without complaint
+            // (grey below the cut): refuse one with no end-of-image marker.
+            None if !has_jpeg_end(bytes) => {
+                return Err(PipelineError::Corrupt(
+                    "truncated JPEG: no end-of-image marker".into(),
+                ));
+            }
             None => decode_generic(bytes, limits)?,
         },
         _ => decode_generic(bytes, limits)?,
@@ -175,6 +182,12 @@ fn to_8_bit(image: DynamicImage) -> DynamicImage {
         other if other.color().has_alpha() => DynamicImage::ImageRgba8(other.to_rgba8()),
         other => DynamicImage::ImageRgb8(other.to_rgb8()),
     }
+}
+
+/// An EOI marker (`FF D9`) near the end, allowing for trailing padding.
+fn has_jpeg_end(bytes: &[u8]) -> bool {
+    let tail = &bytes[bytes.len().saturating_sub(4096)..];
+    tail.windows(2).any(|w| w == [0xff, 0xd9])
 }
 
 fn corrupt(e: image::ImageError) -> PipelineError {

@@ -420,6 +420,10 @@ fn a_cmyk_jpeg_is_decoded_too() {
     let cmyk = include_bytes!("../../tests/fixtures/rocket-cmyk.jpg");
     let out = png_of("resize,w=80/png", cmyk).to_rgb8();
     assert_eq!(out.dimensions(), (80, 54));
+    // Truncated, it is refused like any other JPEG (found by a helper's soak work).
+    let recipe = Recipe::parse("resize,w=80/png").unwrap();
+    let err = run(&cmyk[..cmyk.len() / 2], &recipe, &Limits::default()).unwrap_err();
+    assert_eq!(err.code(), "corrupt_image", "{err}");
     // Mostly a dark blue sky: a colour decode, not garbage or black.
     let top = out.get_pixel(40, 5);
     assert!(top[2] > top[0], "{top:?}");
