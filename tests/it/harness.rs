@@ -184,6 +184,18 @@ impl TestApp {
         command.spawn().expect("start imgflow worker")
     }
 
+    /// `GET` a path of the API and parse the answer as JSON.
+    pub async fn get_json(&self, path: &str) -> serde_json::Value {
+        self.http
+            .get(format!("{}{path}", self.api))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+
     /// Put a message on the job queue, as S3 would.
     pub async fn send(&self, body: &str) {
         self.clients

@@ -94,27 +94,11 @@ async fn the_old_curl_examples_work_unchanged() {
         .0;
     assert!(pixel[0] >= pixel[2], "sepia is warm: {pixel:?}");
 
-    let list: Value = app
-        .http
-        .get(format!("{}/api/images?page=0&size=2", app.api))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let list: Value = app.get_json("/api/images?page=0&size=2").await;
     assert_eq!(list["total"], 3);
     assert_eq!(list["images"].as_array().unwrap().len(), 2);
 
-    let health: Value = app
-        .http
-        .get(format!("{}/api/images/health", app.api))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let health: Value = app.get_json("/api/images/health").await;
     assert_eq!(health["status"], "UP");
 }
 
