@@ -85,14 +85,25 @@ impl TestApp {
     }
 
     pub async fn spawn_with(options: Options) -> TestApp {
-        if std::env::var_os("TEST_LOG").is_some() {
-            imgflow::telemetry::init();
-        }
         let clients = Clients::new(&aws_config()).await;
         let resources = fresh_resources();
         let queues = setup::setup(&clients, &resources, &options.queue)
             .await
             .expect("setup against LocalStack (is it running? scripts/localstack.sh start)");
+        TestApp::spawn_on(clients, resources, queues, options).await
+    }
+
+    /// A worker and the API on resources made elsewhere (`infra.rs`: a
+    /// CloudFormation stack); `options.queue` is not used.
+    pub async fn spawn_on(
+        clients: Clients,
+        resources: Resources,
+        queues: SetupReport,
+        options: Options,
+    ) -> TestApp {
+        if std::env::var_os("TEST_LOG").is_some() {
+            imgflow::telemetry::init();
+        }
         let presets = PresetConfig {
             presets: vec![],
             default_preset: "default".into(),

@@ -8,6 +8,7 @@ mod crash;
 mod delivery;
 mod drop_in;
 mod harness;
+mod infra;
 mod orientation;
 mod presign;
 mod reference;
