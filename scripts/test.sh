@@ -26,5 +26,7 @@ trap cleanup EXIT
 echo "== cargo test (integration tests use LocalStack on 127.0.0.1:4566)"
 cargo test --locked
 
+scripts/deploy-checks.sh all   # Dockerfile, compose, k8s, infra/ offline; the compose init hook
+
 echo "== schemathesis against /openapi.json"
 scripts/schemathesis.sh
