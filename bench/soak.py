@@ -278,7 +278,7 @@ def main() -> int:
         "AWS_ENDPOINT_URL": a.endpoint, "AWS_REGION": "us-east-1",
         "AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test",
         "IMGFLOW_INBOX": f"{tag}-inbox", "IMGFLOW_OUTBOX": f"{tag}-outbox", "IMGFLOW_QUEUE": f"{tag}-jobs",
-        "IMGFLOW_LISTEN": f"127.0.0.1:{a.api_port}", "IMGFLOW_POLL_WAIT": "2",
+        "IMGFLOW_LISTEN": f"127.0.0.1:{a.api_port}", "IMGFLOW_POLL_WAIT": "2", "IMGFLOW_WORKER_LISTEN": "127.0.0.1:0",
         "IMGFLOW_LOG_FORMAT": "json", "RUST_LOG": os.environ.get("SOAK_RUST_LOG", "info"),
     })
     boto = dict(endpoint_url=a.endpoint, region_name="us-east-1", aws_access_key_id="test",

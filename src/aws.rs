@@ -6,7 +6,7 @@ use aws_config::BehaviorVersion;
 use aws_config::timeout::TimeoutConfig;
 use aws_sdk_s3::config::{Credentials, Region};
 
-use crate::config::AwsConfig;
+use crate::config::{AwsConfig, Resources};
 
 #[derive(Clone, Debug)]
 pub struct Clients {
@@ -60,4 +60,37 @@ pub async fn queue_url(sqs: &aws_sdk_sqs::Client, name: &str) -> anyhow::Result<
         .with_context(|| format!("looking up queue {name:?} (has `imgflow setup` run?)"))?
         .queue_url
         .context("GetQueueUrl returned no URL")
+}
+
+/// Do both buckets and the queue answer? The readiness probe of the API and
+/// of the worker. `Err` says which does not, and why.
+pub async fn reachable(clients: &Clients, resources: &Resources) -> Result<(), String> {
+    for bucket in [&resources.inbox, &resources.outbox] {
+        clients
+            .s3
+            .head_bucket()
+            .bucket(bucket)
+            .send()
+            .await
+            .map_err(|e| {
+                format!(
+                    "bucket {bucket}: {}",
+                    aws_sdk_s3::error::DisplayErrorContext(e)
+                )
+            })?;
+    }
+    clients
+        .sqs
+        .get_queue_url()
+        .queue_name(&resources.queue)
+        .send()
+        .await
+        .map_err(|e| {
+            format!(
+                "queue {}: {}",
+                resources.queue,
+                aws_sdk_sqs::error::DisplayErrorContext(e)
+            )
+        })?;
+    Ok(())
 }

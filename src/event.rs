@@ -23,6 +23,9 @@ pub struct CreatedObject {
     pub size: Option<u64>,
     /// Orders events for the same key: a larger sequencer is a later write.
     pub sequencer: Option<String>,
+    /// When S3 saw the write (the upload completed), in milliseconds since
+    /// the Unix epoch; the start of the queue lag.
+    pub event_time_ms: Option<i64>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -76,6 +79,7 @@ pub fn parse(body: &str) -> Result<Notification, EventError> {
             etag: record.s3.object.e_tag.filter(|e| !e.is_empty()),
             size: record.s3.object.size.and_then(|s| u64::try_from(s).ok()),
             sequencer: record.s3.object.sequencer.filter(|s| !s.is_empty()),
+            event_time_ms: Some(record.event_time.timestamp_millis()).filter(|&ms| ms > 0),
         });
     }
     Ok(Notification::Created(objects))
@@ -113,6 +117,8 @@ mod tests {
         assert_eq!(o.size, Some(112525));
         assert!(o.etag.is_some());
         assert!(o.sequencer.is_some());
+        // "eventTime": "2026-11-28T11:40:57.946Z"
+        assert_eq!(o.event_time_ms, Some(1_795_866_057_946));
     }
 
     #[test]

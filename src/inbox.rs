@@ -13,6 +13,9 @@ pub const META_RECIPE: &str = "recipe";
 pub const META_PRESET: &str = "preset";
 /// User metadata (`x-amz-meta-job-id`) set by the API on its uploads.
 pub const META_JOB_ID: &str = "job-id";
+/// User metadata (`x-amz-meta-traceparent`): the W3C trace context of the
+/// request that made the upload, so the job's trace links back to it.
+pub const META_TRACEPARENT: &str = "traceparent";
 
 /// Folder of the inbox (and so of the outbox) that holds one API job.
 pub fn job_prefix(job_id: Uuid) -> String {

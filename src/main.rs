@@ -1,6 +1,7 @@
 //! The `imgflow` binary: parse the command line, load the configuration,
 //! dispatch. Everything it runs lives in the library.
 
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -15,8 +16,9 @@ use imgflow::config::{
     ApiConfig, AwsConfig, LimitsConfig, PresetConfig, QueueConfig, Resources, WorkerConfig,
 };
 use imgflow::recipe::{Format, Recipe};
+use imgflow::telemetry::{self, LogFormat};
 use imgflow::worker::Worker;
-use imgflow::{dlq, pipeline, setup, telemetry};
+use imgflow::{dlq, pipeline, setup};
 
 #[derive(Parser)]
 #[command(
@@ -26,6 +28,15 @@ use imgflow::{dlq, pipeline, setup, telemetry};
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// How log lines look (RUST_LOG picks which are written)
+    #[arg(
+        long,
+        global = true,
+        value_enum,
+        env = "IMGFLOW_LOG_FORMAT",
+        default_value_t
+    )]
+    log_format: LogFormat,
 }
 
 #[derive(Subcommand)]
@@ -44,6 +55,19 @@ enum Command {
     Submit(SubmitArgs),
     /// List the dead-letter queue, or send its messages back to the job queue
     Dlq(DlqArgs),
+    /// Exit 0 when a health URL answers 2xx (a container's HEALTHCHECK)
+    Healthcheck(HealthcheckArgs),
+}
+
+#[derive(Args)]
+struct HealthcheckArgs {
+    /// The URL to GET (the worker's is on port 8081)
+    #[arg(
+        long,
+        env = "IMGFLOW_HEALTHCHECK_URL",
+        default_value = "http://127.0.0.1:8080/healthz"
+    )]
+    url: String,
 }
 
 #[derive(Args)]
@@ -93,6 +117,9 @@ struct ApiArgs {
 
 #[derive(Args)]
 struct WorkerArgs {
+    /// Address of the worker's probes and metrics (`/healthz`, `/readyz`, `/metrics`)
+    #[arg(long, env = "IMGFLOW_WORKER_LISTEN", default_value = "127.0.0.1:8081")]
+    listen: SocketAddr,
     #[command(flatten)]
     aws: AwsConfig,
     #[command(flatten)]
@@ -142,8 +169,8 @@ struct ProcessArgs {
 
 #[tokio::main]
 async fn main() {
-    telemetry::init();
     let cli = Cli::parse();
+    let telemetry = telemetry::init(cli.log_format, cli.command.service_name());
     let endpoint = cli
         .command
         .aws()
@@ -163,6 +190,7 @@ async fn main() {
             1
         }
     };
+    telemetry.shutdown();
     // Exit now: returning would wait for image work still running on blocking
     // threads after a shutdown, whose messages were already handed back.
     std::process::exit(code);
@@ -176,7 +204,18 @@ impl Command {
             Command::Worker(a) => Some(&a.aws),
             Command::Setup(a) => Some(&a.aws),
             Command::Dlq(a) => Some(&a.aws),
-            Command::Process(_) | Command::Submit(_) => None,
+            Command::Process(_) | Command::Submit(_) | Command::Healthcheck(_) => None,
+        }
+    }
+
+    /// The OpenTelemetry service name of long-running commands; `None`: no tracing.
+    fn service_name(&self) -> Option<&'static str> {
+        match self {
+            Command::Api(_) => Some("imgflow-api"),
+            Command::Worker(_) => Some("imgflow-worker"),
+            // Both halves in one process, so one resource for both.
+            Command::Up(_) => Some("imgflow"),
+            _ => None,
         }
     }
 }
@@ -206,14 +245,31 @@ async fn run(command: Command) -> anyhow::Result<()> {
         }
         Command::Worker(args) => {
             let clients = Clients::new(&args.aws).await;
+            let listener = tokio::net::TcpListener::bind(args.listen)
+                .await
+                .with_context(|| {
+                    format!(
+                        "listening on {} for probes and metrics (another worker on this machine? \
+                         give each its own IMGFLOW_WORKER_LISTEN, e.g. 127.0.0.1:0)",
+                        args.listen
+                    )
+                })?;
             let worker = worker(
-                clients,
-                args.resources,
+                clients.clone(),
+                args.resources.clone(),
                 &args.worker,
                 &args.limits,
                 &args.presets,
             )?;
-            worker.run(shutdown_on_signal()).await;
+            let shutdown = shutdown_on_signal();
+            let probes = tokio::spawn(imgflow::worker::listen::serve(
+                listener,
+                clients,
+                args.resources,
+                shutdown.clone(),
+            ));
+            worker.run(shutdown).await;
+            probes.abort();
             Ok(())
         }
         Command::Up(args) => {
@@ -241,6 +297,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
             served
         }
         Command::Process(args) => process(&args),
+        Command::Healthcheck(args) => healthcheck(&args.url).await,
         Command::Submit(args) => client::submit(&args).await,
         Command::Dlq(args) => {
             let clients = Clients::new(&args.aws).await;
@@ -336,6 +393,21 @@ fn shutdown_on_signal() -> CancellationToken {
         cancel.cancel();
     });
     token
+}
+
+async fn healthcheck(url: &str) -> anyhow::Result<()> {
+    let response = reqwest::Client::new()
+        .get(url)
+        .timeout(std::time::Duration::from_secs(3))
+        .send()
+        .await
+        .with_context(|| format!("GET {url}"))?;
+    anyhow::ensure!(
+        response.status().is_success(),
+        "GET {url}: {}",
+        response.status()
+    );
+    Ok(())
 }
 
 fn process(args: &ProcessArgs) -> anyhow::Result<()> {

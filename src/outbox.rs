@@ -70,7 +70,14 @@ pub struct OutputRef {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Timings {
     pub download_ms: u64,
+    /// The whole image pipeline: decoding, the operations and encoding.
     pub process_ms: u64,
+    /// Of `process_ms`, decoding the source.
+    #[serde(default)]
+    pub decode_ms: u64,
+    /// Of `process_ms`, encoding the renditions.
+    #[serde(default)]
+    pub encode_ms: u64,
     pub upload_ms: u64,
 }
 

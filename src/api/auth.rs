@@ -13,8 +13,15 @@ use subtle::ConstantTimeEq;
 
 use super::{ApiError, AppState};
 
-/// Routes anyone may call: probes must work without a key.
-const OPEN: &[&str] = &["/healthz", "/readyz", "/api/images/health", "/openapi.json"];
+/// Routes anyone may call: probes and scrapers must work without a key
+/// (metrics hold counts by route template, no keys, URLs or object names).
+const OPEN: &[&str] = &[
+    "/healthz",
+    "/readyz",
+    "/metrics",
+    "/api/images/health",
+    "/openapi.json",
+];
 
 pub async fn require_key(
     State(state): State<Arc<AppState>>,

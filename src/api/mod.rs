@@ -7,6 +7,7 @@
 mod auth;
 mod error;
 mod jobs;
+mod observe;
 pub mod openapi;
 mod seed;
 mod uploads;
@@ -26,6 +27,7 @@ use crate::aws::Clients;
 use crate::config::{ApiConfig, Resources};
 use crate::pipeline::Limits;
 use crate::recipe::Presets;
+use crate::telemetry::metric;
 
 pub use error::ApiError;
 
@@ -44,6 +46,7 @@ const MAX_JSON_BODY: usize = 16 * 1024;
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
 
 pub fn router(state: Arc<AppState>) -> Router {
+    metric::handle();
     // Multipart uploads carry the image itself: its limit plus room for the form.
     let form_limit = DefaultBodyLimit::max(
         usize::try_from(state.limits.max_bytes)
@@ -67,6 +70,7 @@ pub fn router(state: Arc<AppState>) -> Router {
             get(|| async { axum::Json(openapi::document()) }),
         )
         .route("/readyz", get(ready))
+        .route("/metrics", get(metrics))
         .layer(DefaultBodyLimit::max(MAX_JSON_BODY))
         .merge(seed_routes)
         .fallback(|| async { ApiError::not_found("no such route") })
@@ -79,6 +83,7 @@ pub fn router(state: Arc<AppState>) -> Router {
             REQUEST_TIMEOUT,
         ))
         .layer(axum::middleware::from_fn(error::problems_everywhere))
+        .layer(axum::middleware::from_fn(observe::observe))
         .with_state(state)
 }
 
@@ -109,34 +114,16 @@ pub async fn serve(
     (status = 200, description = "S3 and SQS answer", body = String),
     (status = 503, description = "What does not answer", body = String)))]
 async fn ready(State(state): State<Arc<AppState>>) -> (StatusCode, String) {
-    let s3 = &state.clients.s3;
-    let checks = async {
-        for bucket in [&state.resources.inbox, &state.resources.outbox] {
-            s3.head_bucket().bucket(bucket).send().await.map_err(|e| {
-                format!(
-                    "bucket {bucket}: {}",
-                    aws_sdk_s3::error::DisplayErrorContext(e)
-                )
-            })?;
-        }
-        state
-            .clients
-            .sqs
-            .get_queue_url()
-            .queue_name(&state.resources.queue)
-            .send()
-            .await
-            .map_err(|e| {
-                format!(
-                    "queue {}: {}",
-                    state.resources.queue,
-                    aws_sdk_sqs::error::DisplayErrorContext(e)
-                )
-            })?;
-        Ok::<_, String>(())
-    };
-    match checks.await {
+    match crate::aws::reachable(&state.clients, &state.resources).await {
         Ok(()) => (StatusCode::OK, "ready".to_owned()),
         Err(why) => (StatusCode::SERVICE_UNAVAILABLE, why),
     }
+}
+
+/// Prometheus text: the API's request metrics, and the worker's when both
+/// run in one process (`imgflow up`).
+#[utoipa::path(get, path = "/metrics", responses(
+    (status = 200, description = "Prometheus text exposition format", body = String, content_type = "text/plain")))]
+async fn metrics() -> impl axum::response::IntoResponse {
+    metric::exposition()
 }

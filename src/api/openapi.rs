@@ -62,6 +62,7 @@ pub struct FilterForm {
         super::seed::health,
         super::healthz,
         super::ready,
+        super::metrics,
     ),
     components(schemas(Problem, ResizeForm, WatermarkForm, FilterForm))
 )]

@@ -22,12 +22,14 @@ use axum::extract::{Multipart, Path, Query, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
+use tracing::{Instrument, Span, info_span};
 use uuid::Uuid;
 
 use super::{ApiError, AppState};
-use crate::inbox::{self, META_JOB_ID, META_RECIPE};
+use crate::inbox::{self, META_JOB_ID, META_RECIPE, META_TRACEPARENT};
 use crate::outbox::{self, Manifest, Status};
 use crate::recipe::{Recipe, encode_text};
+use crate::telemetry;
 
 /// How long an upload waits for its job before answering 504.
 pub const WAIT: Duration = Duration::from_secs(30);
@@ -243,36 +245,36 @@ async fn run(
         "{SEED_PREFIX}{id}/{}",
         inbox::clean_filename(&form.filename)
     );
-    state
+    let mut put = state
         .clients
         .s3
         .put_object()
         .bucket(&state.resources.inbox)
         .key(&key)
         .metadata(META_RECIPE, recipe.to_string())
-        .metadata(META_JOB_ID, id.to_string())
-        .body(ByteStream::from(form.file))
+        .metadata(META_JOB_ID, id.to_string());
+    if let Some(traceparent) = telemetry::traceparent(&Span::current()) {
+        put = put.metadata(META_TRACEPARENT, traceparent);
+    }
+    put.body(ByteStream::from(form.file))
         .send()
+        .instrument(info_span!("upload", bucket = %state.resources.inbox, key = %key))
         .await
         .with_context(|| format!("writing s3://{}/{key}", state.resources.inbox))?;
 
-    let deadline = tokio::time::Instant::now() + WAIT;
-    let manifest = loop {
-        if let Some(manifest) = read_manifest(state, &key).await? {
-            break manifest;
-        }
-        if tokio::time::Instant::now() >= deadline {
-            return Err(ApiError::new(
+    let manifest = wait_for_manifest(state, &key)
+        .instrument(info_span!("wait", key = %key))
+        .await?
+        .ok_or_else(|| {
+            ApiError::new(
                 StatusCode::GATEWAY_TIMEOUT,
                 "timeout",
                 format!(
                     "still processing after {} s; GET /api/images/{id} later",
                     WAIT.as_secs()
                 ),
-            ));
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    };
+            )
+        })?;
     if manifest.status == Status::Failed {
         let error = manifest.error.unwrap_or_else(|| outbox::JobError {
             code: "failed".into(),
@@ -301,6 +303,23 @@ async fn run(
             .context("formatting the time")?,
     };
     Ok(Json(answer).into_response())
+}
+
+/// Poll for the manifest until [`WAIT`] runs out: every 20 ms at first (most
+/// jobs take tens of milliseconds), backing off to every 200 ms.
+async fn wait_for_manifest(state: &AppState, key: &str) -> anyhow::Result<Option<Manifest>> {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    let mut every = Duration::from_millis(20);
+    loop {
+        if let Some(manifest) = read_manifest(state, key).await? {
+            return Ok(Some(manifest));
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return Ok(None);
+        }
+        tokio::time::sleep(every).await;
+        every = (every * 3 / 2).min(Duration::from_millis(200));
+    }
 }
 
 async fn read_manifest(state: &AppState, inbox_key: &str) -> anyhow::Result<Option<Manifest>> {

@@ -13,10 +13,13 @@ use axum::Json;
 use axum::extract::State;
 use axum::extract::rejection::JsonRejection;
 use serde::{Deserialize, Serialize};
+use tracing::Span;
+use tracing::field::Empty;
 use uuid::Uuid;
 
 use super::{ApiError, AppState};
-use crate::inbox::{self, META_JOB_ID, META_PRESET, META_RECIPE};
+use crate::inbox::{self, META_JOB_ID, META_PRESET, META_RECIPE, META_TRACEPARENT};
+use crate::telemetry;
 
 /// Image types the pipeline decodes.
 pub const ACCEPTED_TYPES: &[&str] = &["image/jpeg", "image/png", "image/webp", "image/gif"];
@@ -53,6 +56,8 @@ pub struct UploadResponse {
         (status = 415, body = super::openapi::Problem, content_type = "application/problem+json"),
         (status = 503, body = super::openapi::Problem, content_type = "application/problem+json"),
     ))]
+#[tracing::instrument(name = "presign", skip_all, fields(
+    bucket = %state.resources.inbox, job_id = Empty, key = Empty, size = Empty, recipe = Empty))]
 pub async fn create(
     State(state): State<Arc<AppState>>,
     body: Result<Json<UploadRequest>, JsonRejection>,
@@ -99,6 +104,15 @@ pub async fn create(
         }
         _ => None,
     };
+    // The job's trace will link back to this request's.
+    let span = Span::current();
+    if let Some(traceparent) = telemetry::traceparent(&span) {
+        metadata.insert(META_TRACEPARENT.to_owned(), traceparent);
+    }
+    span.record("job_id", job_id.to_string());
+    span.record("key", key.as_str());
+    span.record("size", request.size);
+    span.record("recipe", resolved.recipe.to_string());
 
     let expiry = state.config.upload_expiry();
     let presigned = state

@@ -3,12 +3,15 @@
 //! Architecture invariant: this module is pure and synchronous. It takes
 //! bytes and a [`Recipe`] and returns bytes; it never touches tokio, AWS,
 //! axum or the file system, so the CLI, the worker and the benchmarks all run
-//! exactly the same code.
+//! exactly the same code. Its stages are `tracing` spans: a facade that
+//! records nothing unless the caller installed a subscriber.
 
 mod decode;
 mod encode;
 mod ops;
 mod watermark;
+
+use std::time::{Duration, Instant};
 
 use image::{DynamicImage, ImageFormat};
 
@@ -154,10 +157,30 @@ fn eighths_needed(full: (u32, u32), output: &Output) -> u8 {
     }
 }
 
+/// How long each stage of [`run_timed`] took, summed over the outputs.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct StageTimes {
+    pub decode: Duration,
+    /// The operations of every output.
+    pub process: Duration,
+    pub encode: Duration,
+}
+
 /// Make one output from a decoded source.
 pub fn render(source: &Source, output: &Output) -> Result<Rendition, PipelineError> {
+    render_timed(source, output, &mut StageTimes::default())
+}
+
+fn render_timed(
+    source: &Source,
+    output: &Output,
+    times: &mut StageTimes,
+) -> Result<Rendition, PipelineError> {
+    let _output = tracing::info_span!("render", output = %output.name).entered();
+    let started = Instant::now();
     let mut image = std::borrow::Cow::Borrowed(&source.image);
     for (i, op) in output.ops.iter().enumerate() {
+        let _op = tracing::info_span!("operation", otel.name = op.name(), step = %op).entered();
         // The first step sees the full-size geometry even if decoding was scaled.
         let nominal = if i == 0 {
             source.full_size
@@ -166,13 +189,27 @@ pub fn render(source: &Source, output: &Output) -> Result<Rendition, PipelineErr
         };
         image = std::borrow::Cow::Owned(ops::apply(&image, nominal, op)?);
     }
+    times.process += started.elapsed();
+
     let format = output
         .format
         .unwrap_or_else(|| default_format(source.format));
-    let bytes = encode::encode(&image, format).map_err(|reason| PipelineError::Encode {
-        output: output.name.clone(),
-        reason,
-    })?;
+    let span = tracing::info_span!(
+        "encode",
+        format = format.name(),
+        width = image.width(),
+        height = image.height(),
+        bytes = tracing::field::Empty
+    );
+    let started = Instant::now();
+    let bytes = span
+        .in_scope(|| encode::encode(&image, format))
+        .map_err(|reason| PipelineError::Encode {
+            output: output.name.clone(),
+            reason,
+        })?;
+    times.encode += started.elapsed();
+    span.record("bytes", bytes.len());
     Ok(Rendition {
         name: output.name.clone(),
         format,
@@ -188,12 +225,38 @@ pub fn run(
     recipe: &Recipe,
     limits: &Limits,
 ) -> Result<Vec<Rendition>, PipelineError> {
-    let source = decode_for(bytes, limits, &recipe.outputs)?;
-    recipe
+    run_timed(bytes, recipe, limits).map(|(renditions, _)| renditions)
+}
+
+/// [`run`], and how long decoding, the operations and encoding took. Each
+/// stage is also a `tracing` span (`decode`, `render` → `operation`s →
+/// `encode`), for whoever records them.
+pub fn run_timed(
+    bytes: &[u8],
+    recipe: &Recipe,
+    limits: &Limits,
+) -> Result<(Vec<Rendition>, StageTimes), PipelineError> {
+    let mut times = StageTimes::default();
+    let span = tracing::info_span!(
+        "decode",
+        bytes = bytes.len(),
+        format = tracing::field::Empty,
+        width = tracing::field::Empty,
+        height = tracing::field::Empty
+    );
+    let started = Instant::now();
+    let source = span.in_scope(|| decode_for(bytes, limits, &recipe.outputs))?;
+    times.decode = started.elapsed();
+    span.record("format", source.format.extensions_str()[0]);
+    span.record("width", source.full_size.0);
+    span.record("height", source.full_size.1);
+    drop(span);
+    let renditions = recipe
         .outputs
         .iter()
-        .map(|output| render(&source, output))
-        .collect()
+        .map(|output| render_timed(&source, output, &mut times))
+        .collect::<Result<_, _>>()?;
+    Ok((renditions, times))
 }
 
 /// Keep the source's format where we can write it; otherwise JPEG.

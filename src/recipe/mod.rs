@@ -313,6 +313,23 @@ impl fmt::Display for Output {
     }
 }
 
+impl Op {
+    /// The step's name as written in a recipe (`resize`, `blur`, ...).
+    pub fn name(&self) -> &'static str {
+        match self {
+            Op::Resize(_) => "resize",
+            Op::Crop(_) => "crop",
+            Op::Rotate(_) => "rotate",
+            Op::Flip(_) => "flip",
+            Op::Watermark(_) => "watermark",
+            Op::Grayscale => "grayscale",
+            Op::Sepia => "sepia",
+            Op::Blur { .. } => "blur",
+            Op::Sharpen { .. } => "sharpen",
+        }
+    }
+}
+
 impl fmt::Display for Op {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {

@@ -1,16 +1,20 @@
 //! One job: inbox object → pipeline → renditions and manifest in the outbox.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use aws_sdk_s3::operation::get_object::GetObjectError;
+use aws_sdk_s3::operation::get_object::{GetObjectError, GetObjectOutput};
 use aws_sdk_s3::primitives::ByteStream;
+use tracing::field::Empty;
+use tracing::{Instrument, Span, info_span};
+use tracing_opentelemetry::OpenTelemetrySpanExt;
 
 use super::Worker;
 use crate::event::CreatedObject;
-use crate::inbox::{META_JOB_ID, META_PRESET, META_RECIPE};
+use crate::inbox::{META_JOB_ID, META_PRESET, META_RECIPE, META_TRACEPARENT};
 use crate::outbox::{self, JobError, Manifest, OutputRef, SourceRef, Status, Timings};
 use crate::pipeline::{self, PipelineError};
+use crate::telemetry::{self, metric};
 
 /// How a job ended, when it ended for good (errors that may pass are `Err`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -34,29 +38,41 @@ pub const META_OWN_OUTPUT: &str = "imgflow-output";
 
 impl Worker {
     /// `Err` means "try again later": S3 unreachable, a write that failed.
+    ///
+    /// Runs inside the job's span (see `Worker::handle`): records the
+    /// object, recipe and outcome on it, links it to the upload's trace,
+    /// and opens the `download`, pipeline, `upload` and `manifest` spans
+    /// beneath it.
     pub(super) async fn process(&self, object: &CreatedObject) -> anyhow::Result<Outcome> {
-        let started = Instant::now();
-        let s3 = &self.clients.s3;
-        let mut request = s3.get_object().bucket(&object.bucket).key(&object.key);
-        if let Some(etag) = &object.etag {
-            // Only the version this event announced; a newer one has its own event.
-            request = request.if_match(quoted(etag));
+        let job = Span::current();
+        job.record("bucket", object.bucket.as_str());
+        job.record("key", object.key.as_str());
+        if let Some(lag) = object.event_time_ms.and_then(since_epoch_ms) {
+            metric::queue_lag(lag);
+            job.record("queue_lag_ms", lag.as_millis() as u64);
         }
-        let response = match request.send().await {
-            Ok(response) => response,
-            Err(err) => {
-                if err.raw_response().map(|r| r.status().as_u16()) == Some(412) {
-                    return Ok(Outcome::Superseded);
-                }
-                return match err.into_service_error() {
-                    GetObjectError::NoSuchKey(_) => Ok(Outcome::Gone),
-                    err => Err(err)
-                        .with_context(|| format!("reading s3://{}/{}", object.bucket, object.key)),
-                };
-            }
+
+        let started = Instant::now();
+        let download = info_span!(
+            "download",
+            bucket = %object.bucket,
+            key = %object.key,
+            bytes = Empty
+        );
+        let response = match self.get_source(object).instrument(download.clone()).await? {
+            Source::Found(response) => response,
+            Source::Superseded => return Ok(Outcome::Superseded),
+            Source::Gone => return Ok(Outcome::Gone),
         };
 
         let metadata = response.metadata.clone().unwrap_or_default();
+        if let Some(linked) = metadata
+            .get(META_TRACEPARENT)
+            .and_then(|tp| telemetry::linked_context(tp))
+        {
+            // A link, not a parent: the upload's trace ended long ago.
+            job.add_link(linked);
+        }
         if metadata.contains_key(META_OWN_OUTPUT) {
             return Ok(Outcome::OwnOutput);
         }
@@ -84,6 +100,9 @@ impl Worker {
             finished_at: String::new(),
             worker: concat!("imgflow ", env!("CARGO_PKG_VERSION")).to_owned(),
         };
+        if let Some(job_id) = &manifest.job_id {
+            job.record("job_id", job_id.as_str());
+        }
 
         let resolved = match self.presets.resolve(
             metadata.get(META_RECIPE).map(String::as_str),
@@ -92,7 +111,9 @@ impl Worker {
             Ok(resolved) => resolved,
             Err(err) => return self.fail(manifest, err.code(), err.to_string()).await,
         };
-        manifest.recipe = Some(resolved.recipe.to_string());
+        let recipe_text = resolved.recipe.to_string();
+        job.record("recipe", recipe_text.as_str());
+        manifest.recipe = Some(recipe_text);
         manifest.preset = resolved.preset;
 
         // Refuse oversized sources before reading a byte of them.
@@ -106,10 +127,15 @@ impl Worker {
         let bytes = response
             .body
             .collect()
+            .instrument(download.clone())
             .await
             .with_context(|| format!("downloading s3://{}/{}", object.bucket, object.key))?
             .into_bytes();
+        download.record("bytes", bytes.len());
+        drop(download);
         manifest.timings.download_ms = elapsed_ms(started);
+        metric::stage("download", started.elapsed());
+        metric::bytes_in(bytes.len() as u64);
 
         // Hold the decoded pixels' share of the memory budget while decoding.
         let pixels = match pipeline::probe(&bytes, &self.limits) {
@@ -127,15 +153,24 @@ impl Worker {
         let processing = Instant::now();
         let limits = self.limits;
         let recipe = resolved.recipe;
-        let renditions =
-            tokio::task::spawn_blocking(move || pipeline::run(&bytes, &recipe, &limits))
-                .await
-                // A panic is a bug: retried, it panics again and ends in the DLQ.
-                .context("the image pipeline panicked")?;
+        let span = Span::current();
+        let result = tokio::task::spawn_blocking(move || {
+            span.in_scope(|| pipeline::run_timed(&bytes, &recipe, &limits))
+        })
+        .await
+        // A panic is a bug: retried, it panics again and ends in the DLQ.
+        .context("the image pipeline panicked")?;
         manifest.timings.process_ms = elapsed_ms(processing);
         drop(_permit);
-        let renditions = match renditions {
-            Ok(renditions) => renditions,
+        let renditions = match result {
+            Ok((renditions, times)) => {
+                manifest.timings.decode_ms = millis(times.decode);
+                manifest.timings.encode_ms = millis(times.encode);
+                metric::stage("decode", times.decode);
+                metric::stage("process", times.process);
+                metric::stage("encode", times.encode);
+                renditions
+            }
             Err(err) => return self.fail(manifest, err.code(), err.to_string()).await,
         };
 
@@ -147,15 +182,16 @@ impl Worker {
             let key =
                 outbox::output_key(&object.key, &rendition.name, rendition.format.extension());
             let size = rendition.bytes.len() as u64;
-            s3.put_object()
-                .bucket(&self.resources.outbox)
-                .key(&key)
-                .content_type(rendition.format.content_type())
-                .metadata(META_OWN_OUTPUT, "1")
-                .body(ByteStream::from(rendition.bytes))
-                .send()
-                .await
-                .with_context(|| format!("writing s3://{}/{key}", self.resources.outbox))?;
+            s3_put(
+                &self.clients.s3,
+                &self.resources.outbox,
+                &key,
+                rendition.format.content_type(),
+                rendition.bytes,
+            )
+            .instrument(info_span!("upload", output = %rendition.name, key = %key, bytes = size))
+            .await?;
+            metric::bytes_out(size);
             manifest.outputs.push(OutputRef {
                 name: rendition.name,
                 key,
@@ -167,10 +203,38 @@ impl Worker {
             });
         }
         manifest.timings.upload_ms = elapsed_ms(uploading);
+        metric::stage("upload", uploading.elapsed());
         manifest.status = Status::Done;
         let outputs = manifest.outputs.len();
         self.write_manifest(&mut manifest).await?;
         Ok(Outcome::Done { outputs })
+    }
+
+    /// GET the object this event announced, if it is still there unchanged.
+    async fn get_source(&self, object: &CreatedObject) -> anyhow::Result<Source> {
+        let mut request = self
+            .clients
+            .s3
+            .get_object()
+            .bucket(&object.bucket)
+            .key(&object.key);
+        if let Some(etag) = &object.etag {
+            // Only the version this event announced; a newer one has its own event.
+            request = request.if_match(quoted(etag));
+        }
+        match request.send().await {
+            Ok(response) => Ok(Source::Found(Box::new(response))),
+            Err(err) => {
+                if err.raw_response().map(|r| r.status().as_u16()) == Some(412) {
+                    return Ok(Source::Superseded);
+                }
+                match err.into_service_error() {
+                    GetObjectError::NoSuchKey(_) => Ok(Source::Gone),
+                    err => Err(err)
+                        .with_context(|| format!("reading s3://{}/{}", object.bucket, object.key)),
+                }
+            }
+        }
     }
 
     /// Has the inbox object been overwritten while we worked? Then the newer
@@ -215,24 +279,67 @@ impl Worker {
 
     /// The manifest goes last: once it is there, the job is finished.
     async fn write_manifest(&self, manifest: &mut Manifest) -> anyhow::Result<()> {
+        let started = Instant::now();
         manifest.finished_at = time::OffsetDateTime::now_utc()
             .format(&time::format_description::well_known::Rfc3339)
             .context("formatting the time")?;
         let key = outbox::manifest_key(&manifest.source.key);
         let body = serde_json::to_vec_pretty(manifest).context("serialising the manifest")?;
-        self.clients
-            .s3
-            .put_object()
-            .bucket(&self.resources.outbox)
-            .key(&key)
-            .content_type("application/json")
-            .metadata(META_OWN_OUTPUT, "1")
-            .body(ByteStream::from(body))
-            .send()
-            .await
-            .with_context(|| format!("writing s3://{}/{key}", self.resources.outbox))?;
+        let status = match manifest.status {
+            Status::Done => "done",
+            Status::Failed => "failed",
+        };
+        s3_put(
+            &self.clients.s3,
+            &self.resources.outbox,
+            &key,
+            "application/json",
+            body,
+        )
+        .instrument(info_span!("manifest", key = %key, status))
+        .await?;
+        metric::stage("manifest", started.elapsed());
         Ok(())
     }
+}
+
+/// What the GET found.
+enum Source {
+    Found(Box<GetObjectOutput>),
+    /// Overwritten since the event: the newer upload has its own event.
+    Superseded,
+    /// Deleted since the event.
+    Gone,
+}
+
+/// Write one object to the outbox, marked as ours (the loop guard).
+async fn s3_put(
+    s3: &aws_sdk_s3::Client,
+    bucket: &str,
+    key: &str,
+    content_type: &str,
+    body: Vec<u8>,
+) -> anyhow::Result<()> {
+    s3.put_object()
+        .bucket(bucket)
+        .key(key)
+        .content_type(content_type)
+        .metadata(META_OWN_OUTPUT, "1")
+        .body(ByteStream::from(body))
+        .send()
+        .await
+        .with_context(|| format!("writing s3://{bucket}/{key}"))?;
+    Ok(())
+}
+
+/// How long ago `ms` (since the Unix epoch) was; `None` if in the future.
+fn since_epoch_ms(ms: i64) -> Option<Duration> {
+    let then = std::time::UNIX_EPOCH + Duration::from_millis(u64::try_from(ms).ok()?);
+    std::time::SystemTime::now().duration_since(then).ok()
+}
+
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 
 fn quoted(etag: &str) -> String {
@@ -244,5 +351,5 @@ fn quoted(etag: &str) -> String {
 }
 
 fn elapsed_ms(since: Instant) -> u64 {
-    u64::try_from(since.elapsed().as_millis()).unwrap_or(u64::MAX)
+    millis(since.elapsed())
 }

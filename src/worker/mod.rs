@@ -9,9 +9,10 @@
 //! reappears when its visibility runs out.
 
 mod job;
+pub mod listen;
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use aws_sdk_sqs::types::{
@@ -19,13 +20,16 @@ use aws_sdk_sqs::types::{
 };
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
-use tracing::{debug, info, warn};
+use tracing::field::Empty;
+use tracing::{Instrument, Span, debug, info, info_span, warn};
 
 use crate::aws::Clients;
 use crate::config::Resources;
 use crate::event::{self, Notification};
 use crate::pipeline::Limits;
 use crate::recipe::Presets;
+use crate::telemetry::{self, metric};
+use tracing_opentelemetry::OpenTelemetrySpanExt;
 
 pub use job::Outcome;
 
@@ -80,6 +84,7 @@ impl Worker {
         presets: Presets,
         settings: Settings,
     ) -> Worker {
+        metric::handle();
         let permits = megapixels(settings.pixel_budget).min(Semaphore::MAX_PERMITS as u64) as usize;
         Worker {
             clients,
@@ -190,6 +195,7 @@ impl Worker {
                     }
                 }
                 Err(error) => {
+                    metric::queue_error("receive");
                     let wait = backoff.next();
                     warn!(
                         message = "Failed to receive from SQS; retrying",
@@ -222,20 +228,55 @@ impl Worker {
 
     /// Process one message while a heartbeat keeps it invisible, then
     /// delete it, hand it back after a backoff, or (past the grace period)
-    /// hand it back at once.
+    /// hand it back at once. All of it is one span, the job's trace root.
     async fn handle(&self, queue: &Queue, message: Message, hard_stop: &CancellationToken) {
         let Some(receipt) = message.receipt_handle.clone() else {
             return;
         };
+        metric::message_received();
+        let _in_flight = metric::InFlight::start();
+        let name = format!("process {}", self.resources.queue);
+        // Messaging conventions: a consumer span per message; the upload
+        // that caused it is linked (in `process`), not a parent.
+        let span = info_span!(
+            "job",
+            otel.name = name.as_str(),
+            otel.kind = "consumer",
+            trace_id = Empty,
+            job_id = Empty,
+            bucket = Empty,
+            key = Empty,
+            recipe = Empty,
+            queue_lag_ms = Empty,
+            outcome = Empty,
+        );
+        // Trace attributes only, kept out of the log lines.
+        span.set_attribute("messaging.system", "aws_sqs");
+        span.set_attribute("messaging.operation.type", "process");
+        span.set_attribute("messaging.destination.name", self.resources.queue.clone());
+        if let Some(id) = &message.message_id {
+            span.set_attribute("messaging.message.id", id.clone());
+        }
+        telemetry::record_trace_id(&span);
         let heartbeat = self.heartbeat(queue, receipt.clone());
-        let outcome = tokio::select! {
-            done = self.handle_message(&message) => Some(done),
-            _ = heartbeat => None,
-            _ = hard_stop.cancelled() => None,
-        };
+        let outcome = async {
+            tokio::select! {
+                done = self.handle_message(&message) => Some(done),
+                _ = heartbeat => None,
+                _ = hard_stop.cancelled() => None,
+            }
+        }
+        .instrument(span.clone())
+        .await;
+        let _entered = span.enter();
         match outcome {
             Some(true) => {
-                if let Err(error) = self.delete(queue, vec![receipt]).await {
+                let deleted = self
+                    .delete(queue, vec![receipt])
+                    .instrument(info_span!("delete"))
+                    .await;
+                if let Err(error) = deleted {
+                    metric::queue_error("delete");
                     // The message reappears and is processed again: an identical rewrite.
                     warn!(
                         message = "Failed to delete a processed message",
@@ -276,6 +317,7 @@ impl Worker {
                 .send()
                 .await;
             if let Err(error) = extended {
+                metric::queue_error("change_visibility");
                 warn!(message = "Failed to extend a job's visibility; abandoning it", error = %aws_sdk_sqs::error::DisplayErrorContext(error));
                 return;
             }
@@ -294,6 +336,7 @@ impl Worker {
             .send()
             .await;
         if let Err(error) = result {
+            metric::queue_error("change_visibility");
             // Harmless: the message reappears when its current visibility runs out.
             warn!(message = "Failed to hand a message back", error = %aws_sdk_sqs::error::DisplayErrorContext(error));
         }
@@ -303,7 +346,14 @@ impl Worker {
     async fn handle_message(&self, message: &Message) -> bool {
         let id = message.message_id.as_deref().unwrap_or("?");
         let body = message.body.as_deref().unwrap_or_default();
-        let objects = match event::parse(body) {
+        let receive = info_span!(
+            "receive",
+            messaging.message.id = id,
+            receives = receive_count(message),
+            body_bytes = body.len(),
+            objects = Empty
+        );
+        let objects = match receive.in_scope(|| event::parse(body)) {
             Ok(Notification::Test) => {
                 debug!(message_id = id, "deleting s3:TestEvent");
                 return true;
@@ -315,6 +365,9 @@ impl Worker {
                 return false;
             }
         };
+        receive.record("objects", objects.len());
+        drop(receive);
+        let job = Span::current();
         let mut all_done = true;
         for object in objects {
             if object.bucket != self.resources.inbox {
@@ -322,7 +375,17 @@ impl Worker {
                 warn!(message = "Ignoring an event from a bucket that is not the inbox", bucket = %object.bucket, key = %object.key);
                 continue;
             }
-            match self.process(&object).await {
+            let started = Instant::now();
+            let result = self.process(&object).await;
+            let (outcome, code) = match &result {
+                Ok(Outcome::Done { .. }) => ("done", ""),
+                Ok(Outcome::Failed { code }) => ("failed", *code),
+                Ok(Outcome::Superseded | Outcome::Gone | Outcome::OwnOutput) => ("skipped", ""),
+                Err(_) => ("retry", ""),
+            };
+            metric::job_finished(outcome, code, started.elapsed());
+            job.record("outcome", outcome);
+            match result {
                 Ok(outcome) => info!(key = %object.key, ?outcome, "job finished"),
                 Err(error) => {
                     warn!(message = "Job failed for a reason that may pass; it will be retried", key = %object.key, error = format!("{error:#}"));

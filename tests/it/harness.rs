@@ -3,7 +3,7 @@
 //! the API on a random loopback port. `TEST_LOG=1` shows the service's logs.
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use aws_sdk_s3::primitives::ByteStream;
@@ -15,6 +15,7 @@ use imgflow::outbox::{self, Manifest};
 use imgflow::pipeline::Limits;
 use imgflow::setup::{self, SetupReport};
 use imgflow::worker::{Settings, Worker};
+use opentelemetry_sdk::trace::InMemorySpanExporter;
 use tokio_util::sync::CancellationToken;
 
 pub const ROCKET: &[u8] = include_bytes!("../fixtures/rocket.jpg");
@@ -29,6 +30,22 @@ pub struct TestApp {
     pub api: String,
     pub http: reqwest::Client,
     shutdown: CancellationToken,
+}
+
+/// Every span this test process has finished (all tests share one global
+/// subscriber); `TEST_LOG=1` also prints the log lines.
+pub fn spans() -> &'static InMemorySpanExporter {
+    static SPANS: OnceLock<InMemorySpanExporter> = OnceLock::new();
+    SPANS.get_or_init(|| {
+        let exporter = InMemorySpanExporter::default();
+        let logs = std::env::var_os("TEST_LOG").map(|_| imgflow::telemetry::LogFormat::Text);
+        // Never shut down: the provider lives as long as the process.
+        std::mem::forget(imgflow::telemetry::init_with_exporter(
+            exporter.clone(),
+            logs,
+        ));
+        exporter
+    })
 }
 
 pub fn aws_config() -> AwsConfig {
@@ -101,9 +118,7 @@ impl TestApp {
         queues: SetupReport,
         options: Options,
     ) -> TestApp {
-        if std::env::var_os("TEST_LOG").is_some() {
-            imgflow::telemetry::init();
-        }
+        spans();
         let presets = PresetConfig {
             presets: vec![],
             default_preset: "default".into(),
@@ -186,6 +201,8 @@ impl TestApp {
             .env("IMGFLOW_OUTBOX", &self.resources.outbox)
             .env("IMGFLOW_QUEUE", &self.resources.queue)
             .env("IMGFLOW_POLL_WAIT", "1")
+            // Several workers run at once: each probe listener on a free port.
+            .env("IMGFLOW_WORKER_LISTEN", "127.0.0.1:0")
             .env("RUST_LOG", "imgflow=debug")
             .stdout(std::process::Stdio::null())
             .stderr(std::fs::File::create(&log).unwrap());

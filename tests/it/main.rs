@@ -14,3 +14,4 @@ mod presign;
 mod reference;
 mod seed;
 mod setup;
+mod telemetry;
