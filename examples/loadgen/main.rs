@@ -76,15 +76,15 @@ struct Args {
     /// Fixed arrival rate (uploads per second) and how many
     #[arg(long, default_value_t = 4.0)]
     light_rate: f64,
-    #[arg(long, default_value_t = 240)]
+    #[arg(long, default_value_t = 600)]
     light_n: usize,
     /// Saturation: this many uploads, by this many clients at once
-    #[arg(long, default_value_t = 600)]
+    #[arg(long, default_value_t = 1500)]
     sat_n: usize,
     #[arg(long, default_value_t = 8)]
     sat_uploaders: usize,
     /// `imgflow process` runs at each concurrency
-    #[arg(long, default_value_t = 200)]
+    #[arg(long, default_value_t = 400)]
     process_n: usize,
     #[arg(long, value_delimiter = ',', default_value = "1,2")]
     process_concurrency: Vec<usize>,
