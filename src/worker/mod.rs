@@ -183,9 +183,25 @@ impl Worker {
     ) {
         let mut backoff = Backoff::new();
         loop {
+            let receive = self.receive(queue);
+            tokio::pin!(receive);
             let received = tokio::select! {
-                _ = shutdown.cancelled() => return,
-                received = self.receive(queue) => received,
+                received = &mut receive => received,
+                _ = shutdown.cancelled() => {
+                    // Dropping the call would not end the long poll on the
+                    // SQS side: a message it took would stay invisible for a
+                    // whole visibility timeout. Let it finish (at most the
+                    // poll wait) and hand back whatever it brought.
+                    if let Ok(messages) = receive.await
+                        && !messages.is_empty()
+                    {
+                        info!(count = messages.len(), "handing back messages that arrived while stopping");
+                        for receipt in messages.into_iter().filter_map(|m| m.receipt_handle) {
+                            self.set_visibility(queue, &receipt, Duration::ZERO).await;
+                        }
+                    }
+                    return;
+                }
             };
             match received {
                 Ok(messages) => {

@@ -132,6 +132,42 @@ async fn sigterm_finishes_or_hands_back_in_flight_jobs_and_exits_zero() {
     next.wait().unwrap();
 }
 
+#[tokio::test]
+async fn a_message_taken_by_a_stopping_workers_open_long_poll_is_handed_back_at_once() {
+    // The default visibility (120 s): a message lost to an abandoned poll
+    // would stay invisible far longer than this test waits.
+    let app = TestApp::spawn_with(Options {
+        worker: None,
+        ..Options::default()
+    })
+    .await;
+    let mut stopping = app.worker_process(&[("IMGFLOW_POLL_WAIT", "10")]);
+    // Let it start and open its long poll.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    signal(&stopping, "TERM");
+    // The upload's event reaches SQS while that poll is still open.
+    app.put_inbox("late.jpg", ROCKET, &[("recipe", "resize,w=32")])
+        .await;
+    let status = wait_for_exit(&mut stopping, Duration::from_secs(20)).await;
+    assert!(status.success(), "exit status {status:?}");
+
+    let mut next = app.worker_process(&[]);
+    let mut manifest = None;
+    for _ in 0..100 {
+        manifest = app.get_outbox("late.jpg/manifest.json").await;
+        if manifest.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    next.kill().unwrap();
+    next.wait().unwrap();
+    assert!(
+        manifest.is_some(),
+        "the job waited for the message's visibility timeout instead of being handed back"
+    );
+}
+
 /// CRC-32 (IEEE), for hand-made PNG chunks.
 fn crc32(bytes: &[u8]) -> u32 {
     let mut crc = 0xffff_ffffu32;
