@@ -83,7 +83,7 @@ static() {
 # LocalStack's init machinery running the hook compose mounts, with the
 # binary a developer just built standing in for the one compose copies in.
 hook() {
-    local port=4599 bin="$root/target/debug/imgflow" run="$state/hook"
+    local port=4599 bin="${CARGO_TARGET_DIR:-$root/target}/debug/imgflow" run="$root/$state/hook"
     [ -x "$bin" ] || { echo "deploy-checks: build target/debug/imgflow first" >&2; exit 1; }
     "$root/scripts/localstack.sh" install
     echo "== compose's LocalStack init hook (localstack-init/ready.d)"

@@ -293,41 +293,41 @@ impl TestApp {
     }
 
     async fn queue_attr(&self, queue_url: &str, name: QueueAttributeName) -> u64 {
+        self.queue_attributes(queue_url, std::slice::from_ref(&name))
+            .await
+            .get(&name)
+            .map_or(0, |v| v.parse().unwrap())
+    }
+
+    /// A queue's attributes (`QueueAttributeName::All` for every one).
+    pub async fn queue_attributes(
+        &self,
+        queue_url: &str,
+        names: &[QueueAttributeName],
+    ) -> HashMap<QueueAttributeName, String> {
         self.clients
             .sqs
             .get_queue_attributes()
             .queue_url(queue_url)
-            .attribute_names(name.clone())
+            .set_attribute_names(Some(names.to_vec()))
             .send()
             .await
             .unwrap()
             .attributes
             .unwrap_or_default()
-            .get(&name)
-            .map_or(0, |v| v.parse().unwrap())
     }
 
     /// Visible plus in-flight messages on a queue.
     pub async fn messages_on(&self, queue_url: &str) -> u64 {
-        let attrs = self
-            .clients
-            .sqs
-            .get_queue_attributes()
-            .queue_url(queue_url)
-            .attribute_names(QueueAttributeName::ApproximateNumberOfMessages)
-            .attribute_names(QueueAttributeName::ApproximateNumberOfMessagesNotVisible)
-            .send()
-            .await
-            .unwrap()
-            .attributes
-            .unwrap_or_default();
-        [
+        let names = [
             QueueAttributeName::ApproximateNumberOfMessages,
             QueueAttributeName::ApproximateNumberOfMessagesNotVisible,
-        ]
-        .iter()
-        .map(|a| attrs.get(a).map_or(0, |v| v.parse::<u64>().unwrap()))
-        .sum()
+        ];
+        let attrs = self.queue_attributes(queue_url, &names).await;
+        names
+            .iter()
+            .map(|a| attrs.get(a).map_or(0, |v| v.parse::<u64>().unwrap()))
+            .sum()
     }
 
     /// Wait until the job queue holds nothing, visible or in flight: every

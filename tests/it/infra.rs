@@ -158,16 +158,8 @@ async fn wait_for_stack(
 /// What the worker depends on in a queue, with the resource names taken out.
 async fn queue_shape(app: &TestApp, queue_url: &str, inbox: &str) -> serde_json::Value {
     let attrs = app
-        .clients
-        .sqs
-        .get_queue_attributes()
-        .queue_url(queue_url)
-        .attribute_names(QueueAttributeName::All)
-        .send()
-        .await
-        .unwrap()
-        .attributes
-        .unwrap();
+        .queue_attributes(queue_url, &[QueueAttributeName::All])
+        .await;
     let json = |name: QueueAttributeName| -> serde_json::Value {
         serde_json::from_str(&attrs[&name]).unwrap()
     };
