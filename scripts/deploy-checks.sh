@@ -76,6 +76,9 @@ static() {
         dir=${dir%/}
         check "$dir (kustomize, kubernetes-validate --strict $k8s_version, rules)" k8s "$dir"
     done
+    check "infra/observability (YAML parses)" "$venv/bin/python" -c \
+        'import sys, yaml; [yaml.safe_load(open(f)) for f in sys.argv[1:]]' \
+        infra/observability/*.y*ml infra/observability/grafana/provisioning/*/*.yaml
     check "Grafana dashboard (metrics defined in src/)" \
         "$venv/bin/python" scripts/deploy_checks.py dashboard infra/observability/grafana/dashboards/imgflow.json
 }
