@@ -17,7 +17,6 @@ use crate::outbox::{self, JobError, Manifest, Status};
 
 /// Longest `?wait=` honoured, in seconds.
 pub const MAX_WAIT_SECS: u64 = 20;
-const POLL_EVERY: Duration = Duration::from_millis(250);
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
@@ -65,22 +64,17 @@ pub async fn get(
     let Query(query) = query?;
     let job_id = Uuid::parse_str(&job_id)
         .map_err(|_| ApiError::not_found(format!("no job {job_id:?}: job ids are UUIDs")))?;
-    let deadline = tokio::time::Instant::now()
-        + Duration::from_secs(query.wait.unwrap_or(0).min(MAX_WAIT_SECS));
-    loop {
-        if let Some(manifest) = find_manifest(&state, job_id).await? {
-            return Ok(Json(view(&state, job_id, manifest).await?));
-        }
-        if tokio::time::Instant::now() + POLL_EVERY > deadline {
-            return Ok(Json(JobView {
-                job_id,
-                status: "pending",
-                outputs: vec![],
-                error: None,
-            }));
-        }
-        tokio::time::sleep(POLL_EVERY).await;
-    }
+    let wait = Duration::from_secs(query.wait.unwrap_or(0).min(MAX_WAIT_SECS));
+    let manifest = super::poll(wait, || find_manifest(&state, job_id)).await?;
+    Ok(Json(match manifest {
+        Some(manifest) => view(&state, job_id, manifest).await?,
+        None => JobView {
+            job_id,
+            status: "pending",
+            outputs: vec![],
+            error: None,
+        },
+    }))
 }
 
 /// The manifest sits at `uploads/<job>/<file>/manifest.json`; the file name

@@ -24,6 +24,7 @@ pub async fn observe(request: Request<Body>, next: Next) -> Response {
     let method = request.method().as_str().to_owned();
     let name = format!("{method} {route}");
     let span = tracing::info_span!(
+        parent: None,
         "request",
         otel.name = name.as_str(),
         otel.kind = "server",

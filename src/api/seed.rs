@@ -262,7 +262,7 @@ async fn run(
         .await
         .with_context(|| format!("writing s3://{}/{key}", state.resources.inbox))?;
 
-    let manifest = wait_for_manifest(state, &key)
+    let manifest = super::poll(WAIT, || read_manifest(state, &key))
         .instrument(info_span!("wait", key = %key))
         .await?
         .ok_or_else(|| {
@@ -303,23 +303,6 @@ async fn run(
             .context("formatting the time")?,
     };
     Ok(Json(answer).into_response())
-}
-
-/// Poll for the manifest until [`WAIT`] runs out: every 20 ms at first (most
-/// jobs take tens of milliseconds), backing off to every 200 ms.
-async fn wait_for_manifest(state: &AppState, key: &str) -> anyhow::Result<Option<Manifest>> {
-    let deadline = tokio::time::Instant::now() + WAIT;
-    let mut every = Duration::from_millis(20);
-    loop {
-        if let Some(manifest) = read_manifest(state, key).await? {
-            return Ok(Some(manifest));
-        }
-        if tokio::time::Instant::now() >= deadline {
-            return Ok(None);
-        }
-        tokio::time::sleep(every).await;
-        every = (every * 3 / 2).min(Duration::from_millis(200));
-    }
 }
 
 async fn read_manifest(state: &AppState, inbox_key: &str) -> anyhow::Result<Option<Manifest>> {

@@ -242,9 +242,7 @@ impl Worker {
         Ok(out.messages.unwrap_or_default())
     }
 
-    /// Process one message while a heartbeat keeps it invisible, then
-    /// delete it, hand it back after a backoff, or (past the grace period)
-    /// hand it back at once. All of it is one span, the job's trace root.
+    /// One message, start to end, in one span: the job's trace root.
     async fn handle(&self, queue: &Queue, message: Message, hard_stop: &CancellationToken) {
         let Some(receipt) = message.receipt_handle.clone() else {
             return;
@@ -255,6 +253,7 @@ impl Worker {
         // Messaging conventions: a consumer span per message; the upload
         // that caused it is linked (in `process`), not a parent.
         let span = info_span!(
+            parent: None,
             "job",
             otel.name = name.as_str(),
             otel.kind = "consumer",
@@ -274,17 +273,26 @@ impl Worker {
             span.set_attribute("messaging.message.id", id.clone());
         }
         telemetry::record_trace_id(&span);
+        self.settle(queue, &message, receipt, hard_stop)
+            .instrument(span)
+            .await;
+    }
+
+    /// Run the message's job under its heartbeat, then delete the message,
+    /// hand it back after a backoff or, past the grace period, at once.
+    async fn settle(
+        &self,
+        queue: &Queue,
+        message: &Message,
+        receipt: String,
+        hard_stop: &CancellationToken,
+    ) {
         let heartbeat = self.heartbeat(queue, receipt.clone());
-        let outcome = async {
-            tokio::select! {
-                done = self.handle_message(&message) => Some(done),
-                _ = heartbeat => None,
-                _ = hard_stop.cancelled() => None,
-            }
-        }
-        .instrument(span.clone())
-        .await;
-        let _entered = span.enter();
+        let outcome = tokio::select! {
+            done = self.handle_message(message) => Some(done),
+            _ = heartbeat => None,
+            _ = hard_stop.cancelled() => None,
+        };
         match outcome {
             Some(true) => {
                 let deleted = self
@@ -301,7 +309,7 @@ impl Worker {
                 }
             }
             Some(false) => {
-                let receives = receive_count(&message);
+                let receives = receive_count(message);
                 let wait = retry_delay(receives);
                 debug!(receives, ?wait, "handing the message back for a retry");
                 self.set_visibility(queue, &receipt, wait).await;
