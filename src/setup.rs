@@ -42,6 +42,16 @@ pub async fn setup(
     }
 
     let dlq_url = ensure_queue(clients, &res.dlq()).await?;
+    // The longest SQS allows (14 days, as infra/imgflow.yaml): time for a
+    // person to look at what failed before it expires.
+    clients
+        .sqs
+        .set_queue_attributes()
+        .queue_url(&dlq_url)
+        .attributes(QueueAttributeName::MessageRetentionPeriod, "1209600")
+        .send()
+        .await
+        .with_context(|| format!("setting the retention of queue {}", res.dlq()))?;
     let dlq_arn = queue_arn(clients, &dlq_url).await?;
     let queue_url = ensure_queue(clients, &res.queue).await?;
     let queue_arn = queue_arn(clients, &queue_url).await?;

@@ -3,7 +3,7 @@
 //! One recorder per process (the `metrics` facade), rendered as Prometheus
 //! text at `/metrics` by the API and by the worker's listener. The names and
 //! their meaning are a contract (README "Metrics", the Grafana dashboard in
-//! `infra/observability/`); [`describe`] holds the help texts.
+//! `infra/observability/`); `describe` below holds the help texts.
 
 use std::sync::OnceLock;
 use std::time::Duration;

@@ -38,6 +38,17 @@ async fn running_setup_twice_is_harmless() {
         redrive["maxReceiveCount"].to_string().trim_matches('"'),
         QueueConfig::default().max_receive_count.to_string()
     );
+    let dlq = app
+        .queue_attributes(
+            &app.queues.dlq_url,
+            &[QueueAttributeName::MessageRetentionPeriod],
+        )
+        .await;
+    assert_eq!(
+        dlq[&QueueAttributeName::MessageRetentionPeriod],
+        "1209600",
+        "a DLQ keeps its messages 14 days"
+    );
     assert!(attrs.contains_key(&QueueAttributeName::Policy));
 
     let notifications = app
