@@ -70,6 +70,12 @@ def ms(v: float) -> str:
     return f"{v:,.0f}" if v >= 10 else f"{v:.1f}"
 
 
+def save(fig, path: str) -> None:
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
 def yes(ok: bool) -> str:
     return "✅ met" if ok else "❌ missed"
 
@@ -134,9 +140,7 @@ def chart_paper(summary: dict, table: list[dict], path: str) -> None:
         ax.legend(fontsize=8)
         ax.grid(axis="y", alpha=0.3)
     fig.suptitle("The paper's experiment: average latency per profile and endpoint, paper vs imgflow")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save(fig, path)
 
 
 # ---------------------------------------------------------------- the native flow
@@ -220,9 +224,7 @@ def chart_over_time(paper_rows: list[dict], native: dict, path: str) -> None:
     for ax in list(axes.flat)[len(panels):]:
         ax.axis("off")
     fig.suptitle("Latency percentiles over time")
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    save(fig, path)
 
 
 def chart_throughput(summary: dict, native: dict, process: dict, path: str) -> None:
@@ -263,9 +265,7 @@ def chart_throughput(summary: dict, native: dict, process: dict, path: str) -> N
     ax.set_title("Native flow: throughput vs concurrency")
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save(fig, path)
 
 
 def chart_native_cdf(native: dict, path: str) -> None:
@@ -283,12 +283,64 @@ def chart_native_cdf(native: dict, path: str) -> None:
     ax.set_title("Native flow at a fixed light rate: latency distribution")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save(fig, path)
 
 
 CPUS = os.cpu_count() or 2
+
+
+# ---------------------------------------------------------------- the analysis
+
+
+def why_section(summary: dict, native: dict, process: dict, phases: dict, ops: list[dict]) -> list[str]:
+    """The arithmetic behind the missed targets, from this run's numbers."""
+    out: list[str] = []
+    if summary:
+        out.append("The old API is a closed loop: each user waits for each answer, so a round of three processing "
+                   "POSTs (average L) and a GET (average G) takes 3L + G, and U users need 3U / (3L + G) jobs per "
+                   "second. With L at the target (paper ÷ 10) and G as measured, that is the throughput each "
+                   "profile needed; LocalStack's CPU per job and how much of one core it used show where it stopped:")
+        out.append("")
+        out.append("| profile | jobs/s needed for the target | jobs/s measured | LocalStack CPU per job | LocalStack busy (cores) | "
+                   "LocalStack's ceiling at one core | manifest polls (`GetObject` 404) per job |")
+        out.append("|---|---:|---:|---:|---:|---:|---:|")
+        for u, s in summary.items():
+            p = phases.get(f"base{u}")
+            paper = PAPER.get(u)
+            if not p or not paper:
+                continue
+            jobs = s["processing"]["n"]
+            need = 3 * u / ((3 * paper["processing"] / 10 + s["get"]["mean"]) / 1e3)
+            ls_ms = float(p["cpu_localstack"]) * 1e3 / jobs
+            busy = float(p["cpu_localstack"]) / float(p["secs"])
+            polls = sum(int(r["count"]) for r in ops if r["phase"] == f"base{u}"
+                        and r["operation"] == "s3.GetObject" and r["status"] == "404") / jobs
+            out.append(f"| Base {u} | {need:.0f} | {s['jobs_per_s']:.1f} | {ls_ms:.1f} ms | {busy:.2f} | "
+                       f"{1e3 / ls_ms:.0f} jobs/s | {polls:.1f} |")
+        out.append("")
+    sat = {d["workers"]: (run, d) for run, d in native.items() if d["mode"] == "saturation"}
+    if sat and process:
+        k = max(process)
+        out.append(f"The native flow at saturation, against `imgflow process` at k = {k}:")
+        out.append("")
+        out.append("| workers | images/s over the phase | LocalStack CPU per image | LocalStack busy (cores) | LocalStack's ceiling at one core "
+                   "| ceiling ÷ process | worker CPU per image | `imgflow process` CPU per image | machine busy |")
+        out.append("|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+        pp = phases.get(f"process-{k}")
+        proc_cpu = float(pp["cpu_harness"]) * 1e3 / max(int(pp["items"]), 1) if pp else math.nan
+        for w, (run, d) in sorted(sat.items()):
+            p = phases.get(run)
+            if not p:
+                continue
+            n = max(int(p["items"]), 1)
+            ls_ms = float(p["cpu_localstack"]) * 1e3 / n
+            ceiling = 1e3 / ls_ms
+            out.append(f"| {w} | {n / float(p['secs']):.1f} | {ls_ms:.1f} ms | {float(p['cpu_localstack']) / float(p['secs']):.2f} | "
+                       f"{ceiling:.0f} img/s | {ceiling / process[k]['per_s']:.2f} | "
+                       f"{float(p['cpu_workers']) * 1e3 / n:.1f} ms | {proc_cpu:.1f} ms | "
+                       f"{float(p['cpu_machine_busy']) / max(float(p['cpu_machine_total']), 1e-9) * 100:.0f}% |")
+        out.append("")
+    return out
 
 
 # ---------------------------------------------------------------- the report
@@ -564,6 +616,12 @@ def main() -> None:
                 r = d["sustained"] / process[k_fair]["per_s"]
                 add(f"| {d['workers']} worker(s): pipeline overhead ≥ 0.85 | {yes(r >= 0.85)}: {r:.2f} |")
     add("")
+    why = why_section(summary, native, process, phases, ops if ops else [])
+    if why:
+        add("## Why the throughput stops where it does (computed from this run)")
+        add("")
+        L.extend(why)
+        add("")
     findings = os.path.join(os.path.dirname(os.path.abspath(__file__)), "evaluation-notes.md")
     if os.path.exists(findings):
         with open(findings) as f:
