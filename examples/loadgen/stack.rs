@@ -94,6 +94,19 @@ pub struct Stack {
     pub workers: Vec<Group>,
     pub api: Option<Group>,
     pub localstack: Group,
+    /// Last: this phase's S3 storage and temporary files, once LocalStack is gone.
+    _files: Files,
+}
+
+/// Folders deleted on drop, whatever ended the phase.
+struct Files(Vec<PathBuf>);
+
+impl Drop for Files {
+    fn drop(&mut self) {
+        for dir in &self.0 {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+    }
 }
 
 impl Stack {
@@ -160,6 +173,12 @@ impl Stack {
             region: "us-east-1".into(),
         };
         let s3 = imgflow::aws::Clients::new(&aws).await.s3;
+        let storage = Path::new("/tmp/localstack-s3-storage");
+        let files = Files(vec![
+            storage.join(format!("{name}-inbox")),
+            storage.join(format!("{name}-outbox")),
+            dir.join("tmp"),
+        ]);
         let stack = Stack {
             api_url: format!("http://127.0.0.1:{}", config.api_port),
             inbox: format!("{name}-inbox"),
@@ -172,6 +191,7 @@ impl Stack {
             workers: vec![],
             api: None,
             localstack,
+            _files: files,
         };
         let status = stack
             .imgflow(config, &["setup"])
@@ -263,17 +283,10 @@ impl Stack {
         }
     }
 
-    /// Stop everything, then delete this phase's S3 storage and temporary files.
+    /// Stop everything, then delete this phase's S3 storage and temporary
+    /// files (dropping the stack does the same).
     pub fn stop(self) {
-        let storage: Vec<PathBuf> = [&self.inbox, &self.outbox]
-            .iter()
-            .map(|b| Path::new("/tmp/localstack-s3-storage").join(b))
-            .collect();
-        let tmp = self.dir.join("tmp");
         drop(self);
-        for dir in storage.iter().chain([&tmp]) {
-            let _ = std::fs::remove_dir_all(dir);
-        }
     }
 }
 
