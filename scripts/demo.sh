@@ -25,7 +25,9 @@ cargo build --locked --quiet
 bin=target/debug/imgflow
 
 "$bin" setup
-"$bin" up --listen "$listen" >"$log" 2>&1 &
+# A short long poll: on exit the worker waits out its open poll (so no
+# message is stranded), and the demo should not wait 20 s for that.
+IMGFLOW_POLL_WAIT=2 "$bin" up --listen "$listen" >"$log" 2>&1 &
 up=$!
 cleanup() {
     if [ "${KEEP:-0}" = 1 ]; then

@@ -22,6 +22,7 @@ use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tracing::field::Empty;
 use tracing::{Instrument, Span, debug, info, info_span, warn};
+use tracing_opentelemetry::OpenTelemetrySpanExt;
 
 use crate::aws::Clients;
 use crate::config::Resources;
@@ -29,7 +30,6 @@ use crate::event::{self, Notification};
 use crate::pipeline::Limits;
 use crate::recipe::Presets;
 use crate::telemetry::{self, metric};
-use tracing_opentelemetry::OpenTelemetrySpanExt;
 
 pub use job::Outcome;
 
