@@ -25,6 +25,7 @@ use serde::{Deserialize, Serialize};
 use tracing::{Instrument, Span, info_span};
 use uuid::Uuid;
 
+use super::openapi::Problem;
 use super::{ApiError, AppState};
 use crate::inbox::{self, META_JOB_ID, META_RECIPE, META_TRACEPARENT};
 use crate::outbox::{self, Manifest, Status};
@@ -117,17 +118,53 @@ fn pixels(fields: &HashMap<String, String>, name: &str) -> Result<Option<u32>, A
     }
 }
 
+/// What the three old upload endpoints answer (for the OpenAPI document).
+#[derive(utoipa::IntoResponses)]
+#[allow(dead_code)]
+enum UploadAnswers {
+    #[response(status = 200, description = "The job is done")]
+    Done(SeedAnswer),
+    #[response(
+        status = 400,
+        description = "Invalid form, parameters or image",
+        content_type = "application/problem+json"
+    )]
+    BadRequest(Problem),
+    #[response(
+        status = 401,
+        description = "API key missing or wrong",
+        content_type = "application/problem+json"
+    )]
+    Unauthorized(Problem),
+    #[response(
+        status = 413,
+        description = "Over the byte limit",
+        content_type = "application/problem+json"
+    )]
+    TooLarge(Problem),
+    #[response(
+        status = 422,
+        description = "The job failed",
+        content_type = "application/problem+json"
+    )]
+    Failed(Problem),
+    #[response(
+        status = 503,
+        description = "S3 or SQS did not answer",
+        content_type = "application/problem+json"
+    )]
+    Unavailable(Problem),
+    #[response(
+        status = 504,
+        description = "Still processing",
+        content_type = "application/problem+json"
+    )]
+    Timeout(Problem),
+}
+
 /// The old service's `resize`: upload, wait, answer.
 #[utoipa::path(post, path = "/api/images/upload/resize", request_body(content = super::openapi::ResizeForm, content_type = "multipart/form-data"),
-    responses(
-        (status = 200, body = SeedAnswer),
-        (status = 400, body = super::openapi::Problem, content_type = "application/problem+json"),
-        (status = 401, body = super::openapi::Problem, content_type = "application/problem+json"),
-        (status = 413, body = super::openapi::Problem, content_type = "application/problem+json"),
-        (status = 422, description = "The job failed", body = super::openapi::Problem, content_type = "application/problem+json"),
-        (status = 503, body = super::openapi::Problem, content_type = "application/problem+json"),
-        (status = 504, description = "Still processing", body = super::openapi::Problem, content_type = "application/problem+json"),
-    ))]
+    responses(UploadAnswers))]
 pub async fn resize(
     State(state): State<Arc<AppState>>,
     multipart: Multipart,
@@ -148,15 +185,7 @@ pub async fn resize(
 
 /// The old service's `watermark`: upload, wait, answer.
 #[utoipa::path(post, path = "/api/images/upload/watermark", request_body(content = super::openapi::WatermarkForm, content_type = "multipart/form-data"),
-    responses(
-        (status = 200, body = SeedAnswer),
-        (status = 400, body = super::openapi::Problem, content_type = "application/problem+json"),
-        (status = 401, body = super::openapi::Problem, content_type = "application/problem+json"),
-        (status = 413, body = super::openapi::Problem, content_type = "application/problem+json"),
-        (status = 422, description = "The job failed", body = super::openapi::Problem, content_type = "application/problem+json"),
-        (status = 503, body = super::openapi::Problem, content_type = "application/problem+json"),
-        (status = 504, description = "Still processing", body = super::openapi::Problem, content_type = "application/problem+json"),
-    ))]
+    responses(UploadAnswers))]
 pub async fn watermark(
     State(state): State<Arc<AppState>>,
     multipart: Multipart,
@@ -194,15 +223,7 @@ pub async fn watermark(
 
 /// The old service's `filter`: upload, wait, answer.
 #[utoipa::path(post, path = "/api/images/upload/filter", request_body(content = super::openapi::FilterForm, content_type = "multipart/form-data"),
-    responses(
-        (status = 200, body = SeedAnswer),
-        (status = 400, body = super::openapi::Problem, content_type = "application/problem+json"),
-        (status = 401, body = super::openapi::Problem, content_type = "application/problem+json"),
-        (status = 413, body = super::openapi::Problem, content_type = "application/problem+json"),
-        (status = 422, description = "The job failed", body = super::openapi::Problem, content_type = "application/problem+json"),
-        (status = 503, body = super::openapi::Problem, content_type = "application/problem+json"),
-        (status = 504, description = "Still processing", body = super::openapi::Problem, content_type = "application/problem+json"),
-    ))]
+    responses(UploadAnswers))]
 pub async fn filter(
     State(state): State<Arc<AppState>>,
     multipart: Multipart,
