@@ -1,4 +1,5 @@
-//! The only place SDK clients are built.
+//! The only place SDK clients are built, and the small SQS helpers every
+//! queue reader shares.
 
 use std::time::Duration;
 
@@ -60,6 +61,18 @@ pub async fn queue_url(sqs: &aws_sdk_sqs::Client, name: &str) -> anyhow::Result<
         .with_context(|| format!("looking up queue {name:?} (has `imgflow setup` run?)"))?
         .queue_url
         .context("GetQueueUrl returned no URL")
+}
+
+/// SQS's `ApproximateReceiveCount` of a received message (1 on its first delivery).
+pub fn receive_count(message: &aws_sdk_sqs::types::Message) -> u32 {
+    message
+        .attributes
+        .as_ref()
+        .and_then(|a| {
+            a.get(&aws_sdk_sqs::types::MessageSystemAttributeName::ApproximateReceiveCount)
+        })
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1)
 }
 
 /// Do both buckets and the queue answer? The readiness probe of the API and

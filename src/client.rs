@@ -175,3 +175,20 @@ impl JsonOrError for reqwest::Response {
         Ok(body)
     }
 }
+
+/// `imgflow healthcheck`: `Ok` when `url` answers 2xx within 3 s (a
+/// container's HEALTHCHECK; distroless images have no curl).
+pub async fn healthcheck(url: &str) -> anyhow::Result<()> {
+    let response = reqwest::Client::new()
+        .get(url)
+        .timeout(Duration::from_secs(3))
+        .send()
+        .await
+        .with_context(|| format!("GET {url}"))?;
+    anyhow::ensure!(
+        response.status().is_success(),
+        "GET {url}: {}",
+        response.status()
+    );
+    Ok(())
+}

@@ -13,9 +13,24 @@ use clap::Args;
 
 use crate::pipeline::Limits;
 use crate::recipe::{Presets, Recipe, RecipeError};
-use crate::worker::Settings;
 
 pub const LOCALSTACK_ENDPOINT: &str = "http://127.0.0.1:4566";
+
+// Each default is written once, here; the flags and the `Default` impls read it.
+/// SQS long-poll wait, in seconds.
+pub const DEFAULT_POLL_WAIT_SECS: i32 = 20;
+/// Decoded pixels all of a worker's jobs may hold together.
+pub const DEFAULT_PIXEL_BUDGET: u64 = 200_000_000;
+/// Seconds in-flight jobs may run after SIGTERM.
+pub const DEFAULT_SHUTDOWN_GRACE_SECS: u64 = 25;
+/// Seconds a received message stays hidden (set on the queue by `setup`).
+pub const DEFAULT_VISIBILITY_TIMEOUT_SECS: u32 = 120;
+/// Receives before SQS moves a message to the DLQ.
+pub const DEFAULT_MAX_RECEIVES: u32 = 5;
+/// How long a presigned upload URL stays valid, in seconds.
+pub const DEFAULT_UPLOAD_EXPIRY_SECS: u64 = 900;
+/// How long a presigned download URL stays valid, in seconds.
+pub const DEFAULT_DOWNLOAD_EXPIRY_SECS: u64 = 3600;
 /// Longest lifetime of a presigned upload URL, whatever is configured.
 pub const MAX_UPLOAD_EXPIRY_SECS: u64 = 3600;
 
@@ -65,6 +80,19 @@ impl Resources {
     pub fn dlq(&self) -> String {
         format!("{}-dlq", self.queue)
     }
+}
+
+/// What every long-running command (`up`, `api`, `worker`) shares.
+#[derive(Args, Debug, Clone)]
+pub struct ServiceConfig {
+    #[command(flatten)]
+    pub aws: AwsConfig,
+    #[command(flatten)]
+    pub resources: Resources,
+    #[command(flatten)]
+    pub limits: LimitsConfig,
+    #[command(flatten)]
+    pub presets: PresetConfig,
 }
 
 /// Size limits, checked before anything is decoded.
@@ -151,11 +179,11 @@ pub struct ApiConfig {
     pub listen: SocketAddr,
 
     /// How long a presigned upload URL stays valid, in seconds (at most 3600)
-    #[arg(long, env = "IMGFLOW_UPLOAD_EXPIRY", default_value_t = 900)]
+    #[arg(long, env = "IMGFLOW_UPLOAD_EXPIRY", default_value_t = DEFAULT_UPLOAD_EXPIRY_SECS)]
     pub upload_expiry_secs: u64,
 
     /// How long a presigned download URL stays valid, in seconds
-    #[arg(long, env = "IMGFLOW_DOWNLOAD_EXPIRY", default_value_t = 3600)]
+    #[arg(long, env = "IMGFLOW_DOWNLOAD_EXPIRY", default_value_t = DEFAULT_DOWNLOAD_EXPIRY_SECS)]
     pub download_expiry_secs: u64,
 
     /// SHA-256 (hex) of an accepted API key; repeat, or separate with spaces.
@@ -211,29 +239,39 @@ pub struct WorkerConfig {
     pub concurrency: Option<usize>,
 
     /// SQS long-poll wait, in seconds (0 to 20)
-    #[arg(long, env = "IMGFLOW_POLL_WAIT", default_value_t = 20,
+    #[arg(long, env = "IMGFLOW_POLL_WAIT", default_value_t = DEFAULT_POLL_WAIT_SECS,
           value_parser = clap::value_parser!(i32).range(0..=20))]
     pub poll_wait_secs: i32,
 
     /// Decoded pixels all jobs in flight may hold together (about 4 bytes each)
-    #[arg(long, env = "IMGFLOW_PIXEL_BUDGET", default_value_t = 200_000_000)]
+    #[arg(long, env = "IMGFLOW_PIXEL_BUDGET", default_value_t = DEFAULT_PIXEL_BUDGET)]
     pub pixel_budget: u64,
 
     /// Seconds in-flight jobs may run after SIGTERM before their messages are handed back
-    #[arg(long, env = "IMGFLOW_SHUTDOWN_GRACE", default_value_t = 25)]
+    #[arg(long, env = "IMGFLOW_SHUTDOWN_GRACE", default_value_t = DEFAULT_SHUTDOWN_GRACE_SECS)]
     pub shutdown_grace_secs: u64,
 }
 
 impl WorkerConfig {
-    pub fn settings(&self) -> Settings {
-        Settings {
-            concurrency: self
-                .concurrency
-                .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()))
-                .max(1),
-            poll_wait_secs: self.poll_wait_secs,
-            pixel_budget: self.pixel_budget,
-            shutdown_grace: Duration::from_secs(self.shutdown_grace_secs),
+    /// Jobs at once: the configured number, or one per CPU.
+    pub fn concurrency(&self) -> usize {
+        self.concurrency
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()))
+            .max(1)
+    }
+
+    pub fn shutdown_grace(&self) -> Duration {
+        Duration::from_secs(self.shutdown_grace_secs)
+    }
+}
+
+impl Default for WorkerConfig {
+    fn default() -> Self {
+        WorkerConfig {
+            concurrency: None,
+            poll_wait_secs: DEFAULT_POLL_WAIT_SECS,
+            pixel_budget: DEFAULT_PIXEL_BUDGET,
+            shutdown_grace_secs: DEFAULT_SHUTDOWN_GRACE_SECS,
         }
     }
 }
@@ -242,19 +280,19 @@ impl WorkerConfig {
 #[derive(Args, Debug, Clone)]
 pub struct QueueConfig {
     /// Seconds a received message stays hidden; workers extend it while a job runs
-    #[arg(long, env = "IMGFLOW_VISIBILITY_TIMEOUT", default_value_t = 120)]
+    #[arg(long, env = "IMGFLOW_VISIBILITY_TIMEOUT", default_value_t = DEFAULT_VISIBILITY_TIMEOUT_SECS)]
     pub visibility_timeout_secs: u32,
 
     /// Receives before SQS moves a message to the DLQ
-    #[arg(long, env = "IMGFLOW_MAX_RECEIVES", default_value_t = 5)]
+    #[arg(long, env = "IMGFLOW_MAX_RECEIVES", default_value_t = DEFAULT_MAX_RECEIVES)]
     pub max_receive_count: u32,
 }
 
 impl Default for QueueConfig {
     fn default() -> Self {
         QueueConfig {
-            visibility_timeout_secs: 120,
-            max_receive_count: 5,
+            visibility_timeout_secs: DEFAULT_VISIBILITY_TIMEOUT_SECS,
+            max_receive_count: DEFAULT_MAX_RECEIVES,
         }
     }
 }

@@ -5,10 +5,10 @@ use std::time::Duration;
 use anyhow::Context;
 use aws_sdk_sqs::types::{Message, MessageSystemAttributeName};
 
-use crate::aws::{Clients, queue_url};
+use crate::aws::{Clients, queue_url, receive_count};
 use crate::config::Resources;
 use crate::event::{self, Notification};
-use crate::outbox;
+use crate::store::Store;
 
 /// One dead-lettered message.
 #[derive(Debug, Clone)]
@@ -74,29 +74,18 @@ pub async fn list(clients: &Clients, res: &Resources, max: usize) -> anyhow::Res
 }
 
 async fn describe(clients: &Clients, res: &Resources, message: &Message) -> Entry {
-    let receives = message
-        .attributes
-        .as_ref()
-        .and_then(|a| a.get(&MessageSystemAttributeName::ApproximateReceiveCount))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0);
+    let receives = receive_count(message);
     let body = message.body.as_deref().unwrap_or_default();
     let (objects, reason) = match event::parse(body) {
         Err(error) => (vec![], error.to_string()),
         Ok(Notification::Test) => (vec![], "an s3:TestEvent (harmless)".to_owned()),
         Ok(Notification::Created(objects)) => {
+            let store = Store::new(clients.s3.clone(), res);
             let mut reasons = Vec::new();
             for object in &objects {
-                let manifest = clients
-                    .s3
-                    .head_object()
-                    .bucket(&res.outbox)
-                    .key(outbox::manifest_key(&object.key))
-                    .send()
-                    .await;
-                reasons.push(match manifest {
-                    Ok(_) => format!("{}: finished since (a manifest exists)", object.key),
-                    Err(_) => format!(
+                reasons.push(match store.has_manifest(&object.key).await {
+                    Ok(true) => format!("{}: finished since (a manifest exists)", object.key),
+                    Ok(false) | Err(_) => format!(
                         "{}: no manifest after {receives} attempts (transient errors or a crash; see the worker's logs)",
                         object.key
                     ),
@@ -115,6 +104,33 @@ async fn describe(clients: &Clients, res: &Resources, message: &Message) -> Entr
         objects,
         reason,
     }
+}
+
+/// `imgflow dlq list`: print what [`list`] finds.
+pub async fn print_list(clients: &Clients, res: &Resources, max: usize) -> anyhow::Result<()> {
+    let entries = list(clients, res, max).await?;
+    for e in &entries {
+        println!(
+            "{}  receives={}  objects=[{}]\n    {}",
+            e.message_id,
+            e.receives,
+            e.objects.join(", "),
+            e.reason
+        );
+    }
+    println!("{} message(s) in {}", entries.len(), res.dlq());
+    Ok(())
+}
+
+/// `imgflow dlq redrive`: move them back and say how many.
+pub async fn print_redrive(clients: &Clients, res: &Resources, max: usize) -> anyhow::Result<()> {
+    let moved = redrive(clients, res, max).await?;
+    println!(
+        "moved {moved} message(s) from {} to {}",
+        res.dlq(),
+        res.queue
+    );
+    Ok(())
 }
 
 /// Move up to `max` messages back to the job queue; returns how many.

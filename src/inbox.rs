@@ -22,6 +22,24 @@ pub fn job_prefix(job_id: Uuid) -> String {
     format!("uploads/{job_id}/")
 }
 
+/// Where the old synchronous API (`/api/images/...`) puts its uploads.
+pub const LEGACY_PREFIX: &str = "api/";
+
+/// Folder of one old-API upload, named by its image key.
+pub fn legacy_prefix(image_id: Uuid) -> String {
+    format!("{LEGACY_PREFIX}{image_id}/")
+}
+
+/// The inbox key of an old-API upload: `api/<image id>/<clean file name>`.
+pub fn legacy_key(image_id: Uuid, filename: &str) -> String {
+    format!("{}{}", legacy_prefix(image_id), clean_filename(filename))
+}
+
+/// The image id of an old-API key or of anything in its outbox folder.
+pub fn legacy_id(key: &str) -> Option<&str> {
+    key.strip_prefix(LEGACY_PREFIX)?.split('/').next()
+}
+
 /// The inbox key the API chooses for an upload: the job's folder and a
 /// cleaned-up file name, so keys stay readable but never hold `/`, `..` or
 /// characters that need escaping.
@@ -74,6 +92,15 @@ mod tests {
         let cleaned = clean_filename(&long);
         assert_eq!(cleaned.len(), 100);
         assert!(cleaned.ends_with(".jpeg"));
+    }
+
+    #[test]
+    fn old_api_keys_live_in_their_own_folder() {
+        let id = Uuid::nil();
+        let key = legacy_key(id, "a b.png");
+        assert_eq!(key, "api/00000000-0000-0000-0000-000000000000/a-b.png");
+        assert_eq!(legacy_id(&key), Some(&*id.to_string()));
+        assert_eq!(legacy_id("uploads/x/y"), None);
     }
 
     #[test]

@@ -11,14 +11,23 @@
 //! client ─GET /v1/jobs/{id}─▶ api::jobs ─reads─▶ outbox manifest
 //! ```
 //!
-//! - [`recipe`], [`pipeline`], [`event`], [`inbox`] and [`outbox`]'s types are pure:
+//! Dependencies point one way, down this list (a test checks it):
+//!
+//! - [`app`] wires the two long-running halves, [`api`] and [`worker`],
+//!   which never import each other or `app`.
+//! - [`store`] is every S3 object call on the inbox and outbox; [`aws`] is
+//!   the only place SDK clients are built; [`setup`] creates the buckets,
+//!   queues and notification; [`client`] is `imgflow submit`; [`dlq`] is
+//!   `imgflow dlq`; [`process`] is `imgflow process`; [`telemetry`] is logs,
+//!   traces and metrics.
+//! - [`config`] is every setting and its default; it imports only the pure
+//!   modules.
+//! - [`recipe`], [`pipeline`], [`event`], [`inbox`] and [`outbox`] are pure:
 //!   no tokio, no AWS, no axum.
-//! - [`aws`] is the only place SDK clients are built; [`setup`] creates the
-//!   buckets, queues and notification; [`worker`] and [`api`] are the two
-//!   long-running halves; [`client`] is `imgflow submit`; [`dlq`] is `imgflow dlq`.
 //! - `main.rs` is glue: parse the CLI, load the configuration, dispatch.
 
 pub mod api;
+pub mod app;
 pub mod aws;
 pub mod client;
 pub mod config;
@@ -27,7 +36,9 @@ pub mod event;
 pub mod inbox;
 pub mod outbox;
 pub mod pipeline;
+pub mod process;
 pub mod recipe;
 pub mod setup;
+pub mod store;
 pub mod telemetry;
 pub mod worker;

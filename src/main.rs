@@ -2,23 +2,17 @@
 //! dispatch. Everything it runs lives in the library.
 
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
-use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 use tokio_util::sync::CancellationToken;
 
-use imgflow::api::{self, AppState};
+use imgflow::app::{self, App};
 use imgflow::aws::Clients;
 use imgflow::client::{self, SubmitArgs};
-use imgflow::config::{
-    ApiConfig, AwsConfig, LimitsConfig, PresetConfig, QueueConfig, Resources, WorkerConfig,
-};
-use imgflow::recipe::{Format, Recipe};
+use imgflow::config::{ApiConfig, AwsConfig, QueueConfig, Resources, ServiceConfig, WorkerConfig};
+use imgflow::process::{self, ProcessArgs};
 use imgflow::telemetry::{self, LogFormat};
-use imgflow::worker::Worker;
-use imgflow::{dlq, pipeline, setup};
+use imgflow::{dlq, setup};
 
 #[derive(Parser)]
 #[command(
@@ -60,14 +54,42 @@ enum Command {
 }
 
 #[derive(Args)]
-struct HealthcheckArgs {
-    /// The URL to GET (the worker's is on port 8081)
-    #[arg(
-        long,
-        env = "IMGFLOW_HEALTHCHECK_URL",
-        default_value = "http://127.0.0.1:8080/healthz"
-    )]
-    url: String,
+struct UpArgs {
+    #[command(flatten)]
+    service: ServiceConfig,
+    #[command(flatten)]
+    api: ApiConfig,
+    #[command(flatten)]
+    worker: WorkerConfig,
+}
+
+#[derive(Args)]
+struct ApiArgs {
+    #[command(flatten)]
+    service: ServiceConfig,
+    #[command(flatten)]
+    api: ApiConfig,
+}
+
+#[derive(Args)]
+struct WorkerArgs {
+    /// Address of the worker's probes and metrics (`/healthz`, `/readyz`, `/metrics`)
+    #[arg(long, env = "IMGFLOW_WORKER_LISTEN", default_value = "127.0.0.1:8081")]
+    listen: SocketAddr,
+    #[command(flatten)]
+    service: ServiceConfig,
+    #[command(flatten)]
+    worker: WorkerConfig,
+}
+
+#[derive(Args)]
+struct SetupArgs {
+    #[command(flatten)]
+    aws: AwsConfig,
+    #[command(flatten)]
+    resources: Resources,
+    #[command(flatten)]
+    queue: QueueConfig,
 }
 
 #[derive(Args)]
@@ -92,79 +114,14 @@ enum DlqAction {
 }
 
 #[derive(Args)]
-struct SetupArgs {
-    #[command(flatten)]
-    aws: AwsConfig,
-    #[command(flatten)]
-    resources: Resources,
-    #[command(flatten)]
-    queue: QueueConfig,
-}
-
-#[derive(Args)]
-struct ApiArgs {
-    #[command(flatten)]
-    aws: AwsConfig,
-    #[command(flatten)]
-    resources: Resources,
-    #[command(flatten)]
-    api: ApiConfig,
-    #[command(flatten)]
-    limits: LimitsConfig,
-    #[command(flatten)]
-    presets: PresetConfig,
-}
-
-#[derive(Args)]
-struct WorkerArgs {
-    /// Address of the worker's probes and metrics (`/healthz`, `/readyz`, `/metrics`)
-    #[arg(long, env = "IMGFLOW_WORKER_LISTEN", default_value = "127.0.0.1:8081")]
-    listen: SocketAddr,
-    #[command(flatten)]
-    aws: AwsConfig,
-    #[command(flatten)]
-    resources: Resources,
-    #[command(flatten)]
-    worker: WorkerConfig,
-    #[command(flatten)]
-    limits: LimitsConfig,
-    #[command(flatten)]
-    presets: PresetConfig,
-}
-
-#[derive(Args)]
-struct UpArgs {
-    #[command(flatten)]
-    aws: AwsConfig,
-    #[command(flatten)]
-    resources: Resources,
-    #[command(flatten)]
-    api: ApiConfig,
-    #[command(flatten)]
-    worker: WorkerConfig,
-    #[command(flatten)]
-    limits: LimitsConfig,
-    #[command(flatten)]
-    presets: PresetConfig,
-}
-
-#[derive(Args)]
-struct ProcessArgs {
-    /// The image to process
-    input: PathBuf,
-    /// Output file (one output with an extension) or folder (`<name>.<ext>` per output)
-    #[arg(short, long)]
-    output: PathBuf,
-    /// Recipe to run; without one, the default preset
-    #[arg(long)]
-    recipe: Option<String>,
-    /// Preset to run instead of a recipe
-    #[arg(long = "use-preset", conflicts_with = "recipe")]
-    use_preset: Option<String>,
-    #[command(flatten)]
-    limits: LimitsConfig,
-    #[command(flatten)]
-    presets: PresetConfig,
+struct HealthcheckArgs {
+    /// The URL to GET (the worker's is on port 8081)
+    #[arg(
+        long,
+        env = "IMGFLOW_HEALTHCHECK_URL",
+        default_value = "http://127.0.0.1:8080/healthz"
+    )]
+    url: String,
 }
 
 #[tokio::main]
@@ -199,9 +156,9 @@ async fn main() {
 impl Command {
     fn aws(&self) -> Option<&AwsConfig> {
         match self {
-            Command::Up(a) => Some(&a.aws),
-            Command::Api(a) => Some(&a.aws),
-            Command::Worker(a) => Some(&a.aws),
+            Command::Up(a) => Some(&a.service.aws),
+            Command::Api(a) => Some(&a.service.aws),
+            Command::Worker(a) => Some(&a.service.aws),
             Command::Setup(a) => Some(&a.aws),
             Command::Dlq(a) => Some(&a.aws),
             Command::Process(_) | Command::Submit(_) | Command::Healthcheck(_) => None,
@@ -221,7 +178,38 @@ impl Command {
 }
 
 async fn run(command: Command) -> anyhow::Result<()> {
+    let serve = |config: app::Config| async move {
+        let app = App::build(config).await?;
+        app.run(shutdown_on_signal()).await
+    };
     match command {
+        Command::Up(args) => {
+            serve(app::Config {
+                service: args.service,
+                api: Some(args.api),
+                worker: Some(args.worker),
+                probes: None,
+            })
+            .await
+        }
+        Command::Api(args) => {
+            serve(app::Config {
+                service: args.service,
+                api: Some(args.api),
+                worker: None,
+                probes: None,
+            })
+            .await
+        }
+        Command::Worker(args) => {
+            serve(app::Config {
+                service: args.service,
+                api: None,
+                worker: Some(args.worker),
+                probes: Some(args.listen),
+            })
+            .await
+        }
         Command::Setup(args) => {
             let clients = Clients::new(&args.aws).await;
             let report = setup::setup(&clients, &args.resources, &args.queue).await?;
@@ -231,144 +219,17 @@ async fn run(command: Command) -> anyhow::Result<()> {
             );
             Ok(())
         }
-        Command::Api(args) => {
-            let clients = Clients::new(&args.aws).await;
-            let state = api_state(
-                clients,
-                args.resources,
-                args.api,
-                &args.limits,
-                &args.presets,
-            )?;
-            let shutdown = shutdown_on_signal();
-            serve_api(state, shutdown).await
-        }
-        Command::Worker(args) => {
-            let clients = Clients::new(&args.aws).await;
-            let listener = tokio::net::TcpListener::bind(args.listen)
-                .await
-                .with_context(|| {
-                    format!(
-                        "listening on {} for probes and metrics (another worker on this machine? \
-                         give each its own IMGFLOW_WORKER_LISTEN, e.g. 127.0.0.1:0)",
-                        args.listen
-                    )
-                })?;
-            let worker = worker(
-                clients.clone(),
-                args.resources.clone(),
-                &args.worker,
-                &args.limits,
-                &args.presets,
-            )?;
-            let shutdown = shutdown_on_signal();
-            let probes = tokio::spawn(imgflow::worker::listen::serve(
-                listener,
-                clients,
-                args.resources,
-                shutdown.clone(),
-            ));
-            worker.run(shutdown).await;
-            probes.abort();
-            Ok(())
-        }
-        Command::Up(args) => {
-            let clients = Clients::new(&args.aws).await;
-            let worker = worker(
-                clients.clone(),
-                args.resources.clone(),
-                &args.worker,
-                &args.limits,
-                &args.presets,
-            )?;
-            let state = api_state(
-                clients,
-                args.resources,
-                args.api,
-                &args.limits,
-                &args.presets,
-            )?;
-            let shutdown = shutdown_on_signal();
-            let worker = tokio::spawn(worker.run(shutdown.clone()));
-            let served = serve_api(state, shutdown.clone()).await;
-            // If the API stops on its own (say, the port is taken), stop the worker too.
-            shutdown.cancel();
-            worker.await.context("the worker task panicked")?;
-            served
-        }
-        Command::Process(args) => process(&args),
-        Command::Healthcheck(args) => healthcheck(&args.url).await,
+        Command::Process(args) => process::process(&args),
         Command::Submit(args) => client::submit(&args).await,
+        Command::Healthcheck(args) => client::healthcheck(&args.url).await,
         Command::Dlq(args) => {
             let clients = Clients::new(&args.aws).await;
             match args.action {
-                DlqAction::List => {
-                    let entries = dlq::list(&clients, &args.resources, args.max).await?;
-                    for e in &entries {
-                        println!(
-                            "{}  receives={}  objects=[{}]\n    {}",
-                            e.message_id,
-                            e.receives,
-                            e.objects.join(", "),
-                            e.reason
-                        );
-                    }
-                    println!("{} message(s) in {}", entries.len(), args.resources.dlq());
-                }
-                DlqAction::Redrive => {
-                    let moved = dlq::redrive(&clients, &args.resources, args.max).await?;
-                    println!(
-                        "moved {moved} message(s) from {} to {}",
-                        args.resources.dlq(),
-                        args.resources.queue
-                    );
-                }
+                DlqAction::List => dlq::print_list(&clients, &args.resources, args.max).await,
+                DlqAction::Redrive => dlq::print_redrive(&clients, &args.resources, args.max).await,
             }
-            Ok(())
         }
     }
-}
-
-fn api_state(
-    clients: Clients,
-    resources: Resources,
-    config: ApiConfig,
-    limits: &LimitsConfig,
-    presets: &PresetConfig,
-) -> anyhow::Result<Arc<AppState>> {
-    Ok(Arc::new(AppState {
-        clients,
-        resources,
-        presets: presets.presets()?,
-        limits: limits.limits(),
-        config,
-    }))
-}
-
-async fn serve_api(state: Arc<AppState>, shutdown: CancellationToken) -> anyhow::Result<()> {
-    let addr = state.config.effective_listen();
-    let listener = tokio::net::TcpListener::bind(addr)
-        .await
-        .with_context(|| format!("listening on {addr}"))?;
-    api::serve(listener, state, shutdown)
-        .await
-        .context("serving the API")
-}
-
-fn worker(
-    clients: Clients,
-    resources: Resources,
-    config: &WorkerConfig,
-    limits: &LimitsConfig,
-    presets: &PresetConfig,
-) -> anyhow::Result<Arc<Worker>> {
-    Ok(Arc::new(Worker::new(
-        clients,
-        resources,
-        limits.limits(),
-        presets.presets()?,
-        config.settings(),
-    )))
 }
 
 /// Cancelled on SIGINT or SIGTERM: stop taking work, finish what is in
@@ -404,84 +265,4 @@ async fn signal() {
     }
     #[cfg(not(unix))]
     let _ = ctrl_c.await;
-}
-
-async fn healthcheck(url: &str) -> anyhow::Result<()> {
-    let response = reqwest::Client::new()
-        .get(url)
-        .timeout(std::time::Duration::from_secs(3))
-        .send()
-        .await
-        .with_context(|| format!("GET {url}"))?;
-    anyhow::ensure!(
-        response.status().is_success(),
-        "GET {url}: {}",
-        response.status()
-    );
-    Ok(())
-}
-
-fn process(args: &ProcessArgs) -> anyhow::Result<()> {
-    let presets = args.presets.presets()?;
-    let mut recipe = presets
-        .resolve(args.recipe.as_deref(), args.use_preset.as_deref())?
-        .recipe;
-    let single_file = recipe.outputs.len() == 1 && args.output.extension().is_some();
-    if single_file && recipe.outputs[0].format.is_none() {
-        // `-o out.png` means PNG, as it does for sharp and ImageMagick.
-        recipe.outputs[0].format = Some(format_for(&args.output)?);
-    }
-    let bytes =
-        std::fs::read(&args.input).with_context(|| format!("reading {}", args.input.display()))?;
-    let renditions = pipeline::run(&bytes, &recipe, &args.limits.limits())
-        .with_context(|| format!("processing {}", args.input.display()))?;
-    for rendition in renditions {
-        let path = if single_file {
-            args.output.clone()
-        } else {
-            std::fs::create_dir_all(&args.output)
-                .with_context(|| format!("creating {}", args.output.display()))?;
-            args.output.join(format!(
-                "{}.{}",
-                rendition.name,
-                rendition.format.extension()
-            ))
-        };
-        write(&path, &rendition.bytes)?;
-        println!(
-            "{}: {} {}x{}, {} bytes",
-            path.display(),
-            rendition.format.name(),
-            rendition.width,
-            rendition.height,
-            rendition.bytes.len()
-        );
-    }
-    Ok(())
-}
-
-/// The format an output file's extension names, with default settings.
-fn format_for(path: &Path) -> anyhow::Result<Format> {
-    let extension = path
-        .extension()
-        .and_then(|e| e.to_str())
-        .unwrap_or_default()
-        .to_ascii_lowercase();
-    let step = match extension.as_str() {
-        "jpg" | "jpeg" => "jpeg",
-        "png" => "png",
-        "webp" => "webp",
-        "gif" => "gif",
-        other => anyhow::bail!(
-            "no format for the extension {other:?} of {}: end the recipe with jpeg, png, webp or gif",
-            path.display()
-        ),
-    };
-    Ok(Recipe::parse(step)?.outputs[0]
-        .format
-        .expect("a format step"))
-}
-
-fn write(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
-    std::fs::write(path, bytes).with_context(|| format!("writing {}", path.display()))
 }

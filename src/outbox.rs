@@ -7,6 +7,12 @@
 use serde::{Deserialize, Serialize};
 
 pub const MANIFEST_NAME: &str = "manifest.json";
+/// How every manifest key ends.
+pub const MANIFEST_SUFFIX: &str = "/manifest.json";
+
+/// User metadata (`x-amz-meta-imgflow-output`) on everything the worker
+/// writes, so that a rendition copied back into the inbox is recognised.
+pub const META_OWN_OUTPUT: &str = "imgflow-output";
 
 pub fn manifest_key(inbox_key: &str) -> String {
     format!("{inbox_key}/{MANIFEST_NAME}")
@@ -16,11 +22,29 @@ pub fn output_key(inbox_key: &str, output_name: &str, extension: &str) -> String
     format!("{inbox_key}/{output_name}.{extension}")
 }
 
+/// Is `key` the manifest of an upload directly inside folder `prefix`
+/// (`<prefix><file>/manifest.json`, `<file>` without a `/`)?
+pub fn is_manifest_in_folder_of(prefix: &str, key: &str) -> bool {
+    key.strip_prefix(prefix)
+        .and_then(|rest| rest.strip_suffix(MANIFEST_NAME))
+        .and_then(|file| file.strip_suffix('/'))
+        .is_some_and(|file| !file.is_empty() && !file.contains('/'))
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Status {
     Done,
     Failed,
+}
+
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Done => "done",
+            Status::Failed => "failed",
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -102,6 +126,25 @@ mod tests {
             output_key("photos/cat.jpg", "thumb", "webp"),
             "photos/cat.jpg/thumb.webp"
         );
+    }
+
+    #[test]
+    fn a_folders_manifest_is_one_level_down() {
+        let p = "uploads/j/";
+        assert!(is_manifest_in_folder_of(
+            p,
+            "uploads/j/cat.jpg/manifest.json"
+        ));
+        assert!(!is_manifest_in_folder_of(p, "uploads/j/cat.jpg/thumb.jpg"));
+        assert!(!is_manifest_in_folder_of(
+            p,
+            "uploads/j/a/b.jpg/manifest.json"
+        ));
+        assert!(!is_manifest_in_folder_of(p, "uploads/j/manifest.json"));
+        assert!(!is_manifest_in_folder_of(
+            p,
+            "uploads/k/cat.jpg/manifest.json"
+        ));
     }
 
     #[test]

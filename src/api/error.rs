@@ -9,12 +9,38 @@
 use axum::Json;
 use axum::body::Body;
 use axum::extract::rejection::{JsonRejection, QueryRejection};
+use axum::extract::{FromRequest, FromRequestParts};
 use axum::http::{HeaderValue, Request, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use serde::Serialize;
 use tracing::error;
 
 pub const PROBLEM_JSON: &str = "application/problem+json";
+
+/// An RFC 9457 problem document: what every error is answered with, and
+/// what the OpenAPI document says it is.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Problem {
+    /// `urn:imgflow:problem:<code>`
+    r#type: String,
+    title: String,
+    status: u16,
+    detail: String,
+    /// Stable error code (see the README's table).
+    code: String,
+}
+
+/// `axum::Json`, whose rejection is already an [`ApiError`]: handlers never
+/// see a `JsonRejection`.
+#[derive(FromRequest)]
+#[from_request(via(axum::Json), rejection(ApiError))]
+pub struct ApiJson<T>(pub T);
+
+/// `axum::extract::Query`, whose rejection is already an [`ApiError`].
+#[derive(FromRequestParts)]
+#[from_request(via(axum::extract::Query), rejection(ApiError))]
+pub struct ApiQuery<T>(pub T);
 
 #[derive(Debug)]
 pub struct ApiError {
@@ -90,13 +116,13 @@ impl std::fmt::Display for ApiError {
 }
 
 fn problem(status: StatusCode, code: &str, detail: &str) -> Response {
-    let body = serde_json::json!({
-        "type": format!("urn:imgflow:problem:{code}"),
-        "title": status.canonical_reason().unwrap_or("Error"),
-        "status": status.as_u16(),
-        "detail": detail,
-        "code": code,
-    });
+    let body = Problem {
+        r#type: format!("urn:imgflow:problem:{code}"),
+        title: status.canonical_reason().unwrap_or("Error").to_owned(),
+        status: status.as_u16(),
+        detail: detail.to_owned(),
+        code: code.to_owned(),
+    };
     let mut response = (status, Json(body)).into_response();
     response
         .headers_mut()

@@ -3,17 +3,15 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::Context;
-use aws_sdk_s3::presigning::PresigningConfig;
 use axum::Json;
-use axum::extract::rejection::QueryRejection;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::{ApiError, AppState};
+use super::AppState;
+use super::error::{ApiError, ApiQuery, Problem};
 use crate::inbox;
-use crate::outbox::{self, JobError, Manifest, Status};
+use crate::outbox::{JobError, Manifest};
 
 /// Longest `?wait=` honoured, in seconds.
 pub const MAX_WAIT_SECS: u64 = 20;
@@ -51,21 +49,21 @@ pub struct OutputView {
 #[utoipa::path(get, path = "/v1/jobs/{job_id}", params(("job_id" = String, Path, description = "The job id from POST /v1/uploads"), JobQuery),
     responses(
         (status = 200, description = "pending, done or failed", body = JobView),
-        (status = 400, body = super::openapi::Problem, content_type = "application/problem+json"),
-        (status = 401, body = super::openapi::Problem, content_type = "application/problem+json"),
-        (status = 404, body = super::openapi::Problem, content_type = "application/problem+json"),
-        (status = 503, body = super::openapi::Problem, content_type = "application/problem+json"),
+        (status = 400, body = Problem, content_type = "application/problem+json"),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 404, body = Problem, content_type = "application/problem+json"),
+        (status = 503, body = Problem, content_type = "application/problem+json"),
     ))]
 pub async fn get(
     State(state): State<Arc<AppState>>,
     Path(job_id): Path<String>,
-    query: Result<Query<JobQuery>, QueryRejection>,
+    ApiQuery(query): ApiQuery<JobQuery>,
 ) -> Result<Json<JobView>, ApiError> {
-    let Query(query) = query?;
     let job_id = Uuid::parse_str(&job_id)
         .map_err(|_| ApiError::not_found(format!("no job {job_id:?}: job ids are UUIDs")))?;
     let wait = Duration::from_secs(query.wait.unwrap_or(0).min(MAX_WAIT_SECS));
-    let manifest = super::poll(wait, || find_manifest(&state, job_id)).await?;
+    let folder = inbox::job_prefix(job_id);
+    let manifest = super::poll(wait, || state.store.find_manifest(&folder)).await?;
     Ok(Json(match manifest {
         Some(manifest) => view(&state, job_id, manifest).await?,
         None => JobView {
@@ -77,64 +75,12 @@ pub async fn get(
     }))
 }
 
-/// The manifest sits at `uploads/<job>/<file>/manifest.json`; the file name
-/// is not known here, so list the job's folder.
-async fn find_manifest(state: &AppState, job_id: Uuid) -> anyhow::Result<Option<Manifest>> {
-    let s3 = &state.clients.s3;
-    let outbox = &state.resources.outbox;
-    let prefix = inbox::job_prefix(job_id);
-    let listing = s3
-        .list_objects_v2()
-        .bucket(outbox)
-        .prefix(&prefix)
-        .send()
-        .await
-        .with_context(|| format!("listing s3://{outbox}/{prefix}"))?;
-    let key = listing
-        .contents()
-        .iter()
-        .filter_map(|o| o.key())
-        .find(|key| {
-            key.strip_prefix(&prefix)
-                .and_then(|rest| rest.strip_suffix(outbox::MANIFEST_NAME))
-                .is_some_and(|file| file.ends_with('/') && file.matches('/').count() == 1)
-        });
-    let Some(key) = key else {
-        return Ok(None);
-    };
-    let body = s3
-        .get_object()
-        .bucket(outbox)
-        .key(key)
-        .send()
-        .await
-        .with_context(|| format!("reading s3://{outbox}/{key}"))?
-        .body
-        .collect()
-        .await
-        .with_context(|| format!("reading s3://{outbox}/{key}"))?
-        .into_bytes();
-    let manifest =
-        serde_json::from_slice(&body).with_context(|| format!("parsing s3://{outbox}/{key}"))?;
-    Ok(Some(manifest))
-}
-
+/// The manifest as the client sees it: presigned URLs instead of keys alone.
 async fn view(state: &AppState, job_id: Uuid, manifest: Manifest) -> anyhow::Result<JobView> {
-    let presigning = PresigningConfig::expires_in(state.config.download_expiry())
-        .context("presigning config")?;
+    let expiry = state.config.download_expiry();
     let mut outputs = Vec::with_capacity(manifest.outputs.len());
     for output in manifest.outputs {
-        let url = state
-            .clients
-            .s3
-            .get_object()
-            .bucket(&state.resources.outbox)
-            .key(&output.key)
-            .presigned(presigning.clone())
-            .await
-            .context("presigning a download")?
-            .uri()
-            .to_owned();
+        let url = state.store.presign_download(&output.key, expiry).await?;
         outputs.push(OutputView {
             name: output.name,
             url,
@@ -147,10 +93,7 @@ async fn view(state: &AppState, job_id: Uuid, manifest: Manifest) -> anyhow::Res
     }
     Ok(JobView {
         job_id,
-        status: match manifest.status {
-            Status::Done => "done",
-            Status::Failed => "failed",
-        },
+        status: manifest.status.as_str(),
         outputs,
         error: manifest.error,
     })

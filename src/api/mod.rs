@@ -7,9 +7,9 @@
 mod auth;
 mod error;
 mod jobs;
+pub(super) mod legacy;
 mod observe;
 pub mod openapi;
-mod seed;
 mod uploads;
 
 use std::sync::Arc;
@@ -27,16 +27,39 @@ use crate::aws::Clients;
 use crate::config::{ApiConfig, Resources};
 use crate::pipeline::Limits;
 use crate::recipe::Presets;
+use crate::store::Store;
 use crate::telemetry::metric;
 
-pub use error::ApiError;
+pub use error::{ApiError, Problem};
 
+/// What every handler may use.
 pub struct AppState {
+    /// For `/readyz` only; objects go through `store`.
     pub clients: Clients,
     pub resources: Resources,
+    pub store: Store,
     pub presets: Presets,
     pub limits: Limits,
     pub config: ApiConfig,
+}
+
+impl AppState {
+    pub fn new(
+        clients: Clients,
+        resources: Resources,
+        presets: Presets,
+        limits: Limits,
+        config: ApiConfig,
+    ) -> AppState {
+        AppState {
+            store: Store::new(clients.s3.clone(), &resources),
+            clients,
+            resources,
+            presets,
+            limits,
+            config,
+        }
+    }
 }
 
 /// JSON bodies are small: a file name, a type, a size and a recipe.
@@ -53,17 +76,17 @@ pub fn router(state: Arc<AppState>) -> Router {
             .unwrap_or(usize::MAX)
             .saturating_add(64 * 1024),
     );
-    let seed_routes = Router::new()
-        .route("/api/images/upload/resize", post(seed::resize))
-        .route("/api/images/upload/watermark", post(seed::watermark))
-        .route("/api/images/upload/filter", post(seed::filter))
+    let legacy_uploads = Router::new()
+        .route("/api/images/upload/resize", post(legacy::resize))
+        .route("/api/images/upload/watermark", post(legacy::watermark))
+        .route("/api/images/upload/filter", post(legacy::filter))
         .layer(form_limit);
     Router::new()
         .route("/v1/uploads", post(uploads::create))
         .route("/v1/jobs/{job_id}", get(jobs::get))
-        .route("/api/images", get(seed::list))
-        .route("/api/images/health", get(seed::health))
-        .route("/api/images/{image_key}", get(seed::get_image))
+        .route("/api/images", get(legacy::list))
+        .route("/api/images/health", get(legacy::health))
+        .route("/api/images/{image_key}", get(legacy::get_image))
         .route("/healthz", get(healthz))
         .route(
             "/openapi.json",
@@ -72,7 +95,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/readyz", get(ready))
         .route("/metrics", get(metrics))
         .layer(DefaultBodyLimit::max(MAX_JSON_BODY))
-        .merge(seed_routes)
+        .merge(legacy_uploads)
         .fallback(|| async { ApiError::not_found("no such route") })
         .layer(axum::middleware::from_fn_with_state(
             Arc::clone(&state),

@@ -1,49 +1,10 @@
 //! The OpenAPI 3 document, generated from the handlers' annotations and
 //! the request and response types, served at `/openapi.json`.
+//!
+//! This module depends on the handlers and nothing depends on it: the
+//! types it lists are the ones the handlers serve.
 
 use utoipa::OpenApi;
-
-/// An RFC 9457 problem document, as every error is answered.
-#[derive(utoipa::ToSchema)]
-#[allow(dead_code)]
-pub struct Problem {
-    /// `urn:imgflow:problem:<code>`
-    r#type: String,
-    title: String,
-    status: u16,
-    detail: String,
-    /// Stable error code (see the README's table).
-    code: String,
-}
-
-#[derive(utoipa::ToSchema)]
-#[allow(dead_code)]
-pub struct ResizeForm {
-    #[schema(value_type = String, format = Binary)]
-    file: Vec<u8>,
-    width: Option<u32>,
-    height: Option<u32>,
-}
-
-#[derive(utoipa::ToSchema)]
-#[allow(dead_code)]
-pub struct WatermarkForm {
-    #[schema(value_type = String, format = Binary)]
-    file: Vec<u8>,
-    /// Default "© imgflow".
-    text: Option<String>,
-    /// top-left, top-right, bottom-left, bottom-right or center.
-    position: Option<String>,
-}
-
-#[derive(utoipa::ToSchema)]
-#[allow(dead_code)]
-pub struct FilterForm {
-    #[schema(value_type = String, format = Binary)]
-    file: Vec<u8>,
-    /// grayscale, sepia, blur or sharpen.
-    filter: Option<String>,
-}
 
 #[derive(OpenApi)]
 #[openapi(
@@ -54,22 +15,22 @@ pub struct FilterForm {
     paths(
         super::uploads::create,
         super::jobs::get,
-        super::seed::resize,
-        super::seed::watermark,
-        super::seed::filter,
-        super::seed::get_image,
-        super::seed::list,
-        super::seed::health,
+        super::legacy::resize,
+        super::legacy::watermark,
+        super::legacy::filter,
+        super::legacy::images::get_image,
+        super::legacy::images::list,
+        super::legacy::images::health,
         super::healthz,
         super::ready,
         super::metrics,
     ),
     components(schemas(
-        Problem,
-        ResizeForm,
-        WatermarkForm,
-        FilterForm,
-        super::seed::SeedAnswer
+        super::error::Problem,
+        super::legacy::ResizeForm,
+        super::legacy::WatermarkForm,
+        super::legacy::FilterForm,
+        super::legacy::LegacyAnswer
     ))
 )]
 pub struct ApiDoc;

@@ -8,17 +8,17 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use anyhow::Context;
-use aws_sdk_s3::presigning::PresigningConfig;
 use axum::Json;
 use axum::extract::State;
-use axum::extract::rejection::JsonRejection;
 use serde::{Deserialize, Serialize};
 use tracing::Span;
 use tracing::field::Empty;
 use uuid::Uuid;
 
-use super::{ApiError, AppState};
+use super::AppState;
+use super::error::{ApiError, ApiJson, Problem};
 use crate::inbox::{self, META_JOB_ID, META_PRESET, META_RECIPE, META_TRACEPARENT};
+use crate::store::UploadSpec;
 use crate::telemetry;
 
 /// Image types the pipeline decodes.
@@ -50,20 +50,18 @@ pub struct UploadResponse {
 #[utoipa::path(post, path = "/v1/uploads", request_body = UploadRequest,
     responses(
         (status = 200, description = "Upload with exactly these headers", body = UploadResponse),
-        (status = 400, description = "Invalid request, recipe, type or size", body = super::openapi::Problem, content_type = "application/problem+json"),
-        (status = 401, body = super::openapi::Problem, content_type = "application/problem+json"),
-        (status = 413, body = super::openapi::Problem, content_type = "application/problem+json"),
-        (status = 415, body = super::openapi::Problem, content_type = "application/problem+json"),
-        (status = 503, body = super::openapi::Problem, content_type = "application/problem+json"),
+        (status = 400, description = "Invalid request, recipe, type or size", body = Problem, content_type = "application/problem+json"),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 413, body = Problem, content_type = "application/problem+json"),
+        (status = 415, body = Problem, content_type = "application/problem+json"),
+        (status = 503, body = Problem, content_type = "application/problem+json"),
     ))]
 #[tracing::instrument(name = "presign", skip_all, fields(
-    bucket = %state.resources.inbox, job_id = Empty, key = Empty, size = Empty, recipe = Empty))]
+    bucket = %state.store.inbox(), job_id = Empty, key = Empty, size = Empty, recipe = Empty))]
 pub async fn create(
     State(state): State<Arc<AppState>>,
-    body: Result<Json<UploadRequest>, JsonRejection>,
+    ApiJson(request): ApiJson<UploadRequest>,
 ) -> Result<Json<UploadResponse>, ApiError> {
-    let Json(request) = body?;
-
     if request.filename.is_empty() || request.filename.len() > 1024 {
         return Err(ApiError::bad_request(
             "invalid_request",
@@ -115,20 +113,13 @@ pub async fn create(
     span.record("recipe", resolved.recipe.to_string());
 
     let expiry = state.config.upload_expiry();
-    let presigned = state
-        .clients
-        .s3
-        .put_object()
-        .bucket(&state.resources.inbox)
-        .key(&key)
-        .content_type(&content_type)
-        .content_length(i64::try_from(request.size).context("size out of range")?)
-        // One upload per URL: a second PUT to the same key fails (412).
-        .if_none_match("*")
-        .set_metadata(Some(metadata))
-        .presigned(PresigningConfig::expires_in(expiry).context("presigning config")?)
-        .await
-        .context("presigning the upload")?;
+    let upload = UploadSpec {
+        key: &key,
+        content_type: &content_type,
+        length: request.size,
+        metadata,
+    };
+    let presigned = state.store.presign_upload(upload, expiry).await?;
 
     let headers = presigned
         .headers()

@@ -17,11 +17,13 @@
 //! the same value.
 
 mod parse;
+mod preset;
+mod value;
 
-use std::collections::BTreeMap;
 use std::fmt;
 
-pub use parse::{ParseError, encode_text};
+pub use preset::{Presets, RecipeError, Resolved};
+pub use value::{ParseError, encode_text};
 
 /// Longest recipe accepted, in bytes; S3 allows 2 KB for all user metadata.
 pub const MAX_RECIPE_LEN: usize = 1024;
@@ -265,6 +267,20 @@ impl Format {
         }
     }
 
+    /// The format a file name's extension names (`jpg`, `PNG`, ...), with
+    /// default settings.
+    pub fn from_extension(extension: &str) -> Option<Format> {
+        match extension.to_ascii_lowercase().as_str() {
+            "jpg" | "jpeg" => Some(Format::JPEG),
+            "png" => Some(Format::Png),
+            "webp" => Some(Format::WebP {
+                quality: WebPQuality::Lossy(DEFAULT_WEBP_QUALITY),
+            }),
+            "gif" => Some(Format::Gif),
+            _ => None,
+        }
+    }
+
     /// Short name used in manifests and API answers.
     pub fn name(self) -> &'static str {
         match self {
@@ -369,7 +385,7 @@ impl fmt::Display for Op {
             Op::Watermark(w) => write!(
                 f,
                 "watermark,text={},pos={},size={},color={},opacity={},margin={}",
-                parse::encode_text(&w.text),
+                value::encode_text(&w.text),
                 w.anchor.name(),
                 w.size,
                 w.color,
@@ -421,81 +437,6 @@ impl fmt::Display for Format {
                 quality: WebPQuality::Lossless,
             } => f.write_str("webp,lossless=true"),
             Format::Gif => f.write_str("gif"),
-        }
-    }
-}
-
-/// Named recipes, and the one used when an upload names none.
-#[derive(Debug, Clone)]
-pub struct Presets {
-    map: BTreeMap<String, Recipe>,
-    default: String,
-}
-
-/// The recipe a job runs, and the preset it came from.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Resolved {
-    pub recipe: Recipe,
-    pub preset: Option<String>,
-}
-
-/// Why an upload's recipe or preset was refused.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum RecipeError {
-    #[error(transparent)]
-    Parse(#[from] ParseError),
-    #[error("there is no preset named {0:?}")]
-    UnknownPreset(String),
-    #[error("give a recipe or a preset, not both")]
-    Both,
-}
-
-impl RecipeError {
-    /// Stable, client-facing error code (documented in the README).
-    pub fn code(&self) -> &'static str {
-        match self {
-            RecipeError::Parse(_) | RecipeError::Both => "invalid_recipe",
-            RecipeError::UnknownPreset(_) => "unknown_preset",
-        }
-    }
-}
-
-impl Presets {
-    /// `default` must name one of `map`'s presets.
-    pub fn new(map: BTreeMap<String, Recipe>, default: String) -> Result<Presets, RecipeError> {
-        if !map.contains_key(&default) {
-            return Err(RecipeError::UnknownPreset(default));
-        }
-        Ok(Presets { map, default })
-    }
-
-    pub fn names(&self) -> impl Iterator<Item = &str> {
-        self.map.keys().map(String::as_str)
-    }
-
-    /// What to run for an upload that carries `recipe` and/or `preset`.
-    pub fn resolve(
-        &self,
-        recipe: Option<&str>,
-        preset: Option<&str>,
-    ) -> Result<Resolved, RecipeError> {
-        match (recipe, preset) {
-            (Some(_), Some(_)) => Err(RecipeError::Both),
-            (Some(text), None) => Ok(Resolved {
-                recipe: Recipe::parse(text)?,
-                preset: None,
-            }),
-            (None, name) => {
-                let name = name.unwrap_or(&self.default);
-                let recipe = self
-                    .map
-                    .get(name)
-                    .ok_or_else(|| RecipeError::UnknownPreset(name.to_owned()))?;
-                Ok(Resolved {
-                    recipe: recipe.clone(),
-                    preset: Some(name.to_owned()),
-                })
-            }
         }
     }
 }

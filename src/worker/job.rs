@@ -1,20 +1,30 @@
-//! One job: inbox object → pipeline → renditions and manifest in the outbox.
+//! One job: inbox object → pipeline → renditions and manifest in the
+//! outbox. Knows S3 (through [`Store`]) and images, nothing of SQS: its
+//! caller turns the [`Outcome`] into a verdict on the message.
 
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use aws_sdk_s3::operation::get_object::{GetObjectError, GetObjectOutput};
-use aws_sdk_s3::primitives::ByteStream;
 use tracing::field::Empty;
 use tracing::{Instrument, Span, info_span};
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 
-use super::Worker;
+use super::budget::PixelBudget;
 use crate::event::CreatedObject;
 use crate::inbox::{META_JOB_ID, META_PRESET, META_RECIPE, META_TRACEPARENT};
-use crate::outbox::{self, JobError, Manifest, OutputRef, SourceRef, Status, Timings};
-use crate::pipeline::{self, PipelineError};
+use crate::outbox::{JobError, META_OWN_OUTPUT, Manifest, OutputRef, SourceRef, Status, Timings};
+use crate::pipeline::{self, Limits, PipelineError};
+use crate::recipe::Presets;
+use crate::store::{Fetched, Store};
 use crate::telemetry::{self, metric};
+
+/// What every job needs: where objects are, how to read recipes, how much it may use.
+pub struct Jobs {
+    pub store: Store,
+    pub presets: Presets,
+    pub limits: Limits,
+    pub budget: PixelBudget,
+}
 
 /// How a job ended, when it ended for good (errors that may pass are `Err`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -32,18 +42,15 @@ pub enum Outcome {
     OwnOutput,
 }
 
-/// User metadata (`x-amz-meta-imgflow-output`) on everything the worker
-/// writes, so that a rendition copied back into the inbox is recognised.
-pub const META_OWN_OUTPUT: &str = "imgflow-output";
-
-impl Worker {
-    /// `Err` means "try again later": S3 unreachable, a write that failed.
+impl Jobs {
+    /// Run the job for one inbox object. `Err` means "try again later": S3
+    /// unreachable, a write that failed.
     ///
     /// Runs inside the job's span (see `Worker::handle`): records the
     /// object, recipe and outcome on it, links it to the upload's trace,
     /// and opens the `download`, pipeline, `upload` and `manifest` spans
     /// beneath it.
-    pub(super) async fn process(&self, object: &CreatedObject) -> anyhow::Result<Outcome> {
+    pub async fn run(&self, object: &CreatedObject) -> anyhow::Result<Outcome> {
         let job = Span::current();
         job.record("bucket", object.bucket.as_str());
         job.record("key", object.key.as_str());
@@ -59,13 +66,18 @@ impl Worker {
             key = %object.key,
             bytes = Empty
         );
-        let response = match self.get_source(object).instrument(download.clone()).await? {
-            Source::Found(response) => response,
-            Source::Superseded => return Ok(Outcome::Superseded),
-            Source::Gone => return Ok(Outcome::Gone),
+        let fetched = self
+            .store
+            .get_source(&object.key, object.etag.as_deref())
+            .instrument(download.clone())
+            .await?;
+        let mut source = match fetched {
+            Fetched::Found(source) => source,
+            Fetched::Superseded => return Ok(Outcome::Superseded),
+            Fetched::Gone => return Ok(Outcome::Gone),
         };
 
-        let metadata = response.metadata.clone().unwrap_or_default();
+        let metadata = std::mem::take(&mut source.metadata);
         if let Some(linked) = metadata
             .get(META_TRACEPARENT)
             .and_then(|tp| telemetry::linked_context(tp))
@@ -82,14 +94,8 @@ impl Worker {
             source: SourceRef {
                 bucket: object.bucket.clone(),
                 key: object.key.clone(),
-                etag: response
-                    .e_tag
-                    .as_deref()
-                    .map(|e| e.trim_matches('"').to_owned()),
-                size: response
-                    .content_length
-                    .and_then(|l| u64::try_from(l).ok())
-                    .unwrap_or_default(),
+                etag: source.etag.clone(),
+                size: source.size,
                 sequencer: object.sequencer.clone(),
             },
             recipe: None,
@@ -124,13 +130,11 @@ impl Worker {
             };
             return self.fail(manifest, err.code(), err.to_string()).await;
         }
-        let bytes = response
-            .body
-            .collect()
+        let bytes = source
+            .bytes()
             .instrument(download.clone())
             .await
-            .with_context(|| format!("downloading s3://{}/{}", object.bucket, object.key))?
-            .into_bytes();
+            .with_context(|| format!("downloading s3://{}/{}", object.bucket, object.key))?;
         download.record("bytes", bytes.len());
         drop(download);
         manifest.timings.download_ms = elapsed_ms(started);
@@ -142,13 +146,7 @@ impl Worker {
             Ok(probe) => u64::from(probe.width) * u64::from(probe.height),
             Err(err) => return self.fail(manifest, err.code(), err.to_string()).await,
         };
-        let wanted = super::megapixels(pixels)
-            .clamp(1, self.settings.pixel_budget.div_ceil(1_000_000).max(1));
-        let _permit = self
-            .pixels
-            .acquire_many(u32::try_from(wanted).unwrap_or(u32::MAX))
-            .await
-            .context("the pixel budget was closed")?;
+        let reservation = self.budget.reserve(pixels).await;
 
         let processing = Instant::now();
         let limits = self.limits;
@@ -161,7 +159,7 @@ impl Worker {
         // A panic is a bug: retried, it panics again and ends in the DLQ.
         .context("the image pipeline panicked")?;
         manifest.timings.process_ms = elapsed_ms(processing);
-        drop(_permit);
+        drop(reservation);
         let renditions = match result {
             Ok((renditions, times)) => {
                 manifest.timings.decode_ms = millis(times.decode);
@@ -179,18 +177,18 @@ impl Worker {
         }
         let uploading = Instant::now();
         for rendition in renditions {
-            let key =
-                outbox::output_key(&object.key, &rendition.name, rendition.format.extension());
+            let key = crate::outbox::output_key(
+                &object.key,
+                &rendition.name,
+                rendition.format.extension(),
+            );
             let size = rendition.bytes.len() as u64;
-            s3_put(
-                &self.clients.s3,
-                &self.resources.outbox,
-                &key,
-                rendition.format.content_type(),
-                rendition.bytes,
-            )
-            .instrument(info_span!("upload", output = %rendition.name, key = %key, bytes = size))
-            .await?;
+            self.store
+                .put_output(&key, rendition.format.content_type(), rendition.bytes)
+                .instrument(
+                    info_span!("upload", output = %rendition.name, key = %key, bytes = size),
+                )
+                .await?;
             metric::bytes_out(size);
             manifest.outputs.push(OutputRef {
                 name: rendition.name,
@@ -210,56 +208,14 @@ impl Worker {
         Ok(Outcome::Done { outputs })
     }
 
-    /// GET the object this event announced, if it is still there unchanged.
-    async fn get_source(&self, object: &CreatedObject) -> anyhow::Result<Source> {
-        let mut request = self
-            .clients
-            .s3
-            .get_object()
-            .bucket(&object.bucket)
-            .key(&object.key);
-        if let Some(etag) = &object.etag {
-            // Only the version this event announced; a newer one has its own event.
-            request = request.if_match(quoted(etag));
-        }
-        match request.send().await {
-            Ok(response) => Ok(Source::Found(Box::new(response))),
-            Err(err) => {
-                if err.raw_response().map(|r| r.status().as_u16()) == Some(412) {
-                    return Ok(Source::Superseded);
-                }
-                match err.into_service_error() {
-                    GetObjectError::NoSuchKey(_) => Ok(Source::Gone),
-                    err => Err(err)
-                        .with_context(|| format!("reading s3://{}/{}", object.bucket, object.key)),
-                }
-            }
-        }
-    }
-
     /// Has the inbox object been overwritten while we worked? Then the newer
     /// upload's own event writes the outputs, and ours must not.
     async fn superseded(&self, object: &CreatedObject) -> anyhow::Result<bool> {
         let Some(ours) = &object.etag else {
             return Ok(false);
         };
-        match self
-            .clients
-            .s3
-            .head_object()
-            .bucket(&object.bucket)
-            .key(&object.key)
-            .send()
-            .await
-        {
-            Ok(head) => {
-                Ok(head.e_tag().map(|e| e.trim_matches('"')) != Some(ours.trim_matches('"')))
-            }
-            Err(err) if err.raw_response().map(|r| r.status().as_u16()) == Some(404) => Ok(true),
-            Err(err) => {
-                Err(err).with_context(|| format!("checking s3://{}/{}", object.bucket, object.key))
-            }
-        }
+        let current = self.store.source_etag(&object.key).await?;
+        Ok(current.as_deref() != Some(ours.trim_matches('"')))
     }
 
     async fn fail(
@@ -283,53 +239,15 @@ impl Worker {
         manifest.finished_at = time::OffsetDateTime::now_utc()
             .format(&time::format_description::well_known::Rfc3339)
             .context("formatting the time")?;
-        let key = outbox::manifest_key(&manifest.source.key);
-        let body = serde_json::to_vec_pretty(manifest).context("serialising the manifest")?;
-        let status = match manifest.status {
-            Status::Done => "done",
-            Status::Failed => "failed",
-        };
-        s3_put(
-            &self.clients.s3,
-            &self.resources.outbox,
-            &key,
-            "application/json",
-            body,
-        )
-        .instrument(info_span!("manifest", key = %key, status))
-        .await?;
+        let status = manifest.status.as_str();
+        let key = crate::outbox::manifest_key(&manifest.source.key);
+        self.store
+            .put_manifest(manifest)
+            .instrument(info_span!("manifest", key = %key, status))
+            .await?;
         metric::stage("manifest", started.elapsed());
         Ok(())
     }
-}
-
-/// What the GET found.
-enum Source {
-    Found(Box<GetObjectOutput>),
-    /// Overwritten since the event: the newer upload has its own event.
-    Superseded,
-    /// Deleted since the event.
-    Gone,
-}
-
-/// Write one object to the outbox, marked as ours (the loop guard).
-async fn s3_put(
-    s3: &aws_sdk_s3::Client,
-    bucket: &str,
-    key: &str,
-    content_type: &str,
-    body: Vec<u8>,
-) -> anyhow::Result<()> {
-    s3.put_object()
-        .bucket(bucket)
-        .key(key)
-        .content_type(content_type)
-        .metadata(META_OWN_OUTPUT, "1")
-        .body(ByteStream::from(body))
-        .send()
-        .await
-        .with_context(|| format!("writing s3://{bucket}/{key}"))?;
-    Ok(())
 }
 
 /// How long ago `ms` (since the Unix epoch) was; `None` if in the future.
@@ -340,14 +258,6 @@ fn since_epoch_ms(ms: i64) -> Option<Duration> {
 
 fn millis(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
-}
-
-fn quoted(etag: &str) -> String {
-    if etag.starts_with('"') {
-        etag.to_owned()
-    } else {
-        format!("\"{etag}\"")
-    }
 }
 
 fn elapsed_ms(since: Instant) -> u64 {

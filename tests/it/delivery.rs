@@ -1,9 +1,9 @@
 //! At-least-once delivery: duplicates, stale events, the loop guard, the DLQ.
 
 use imgflow::config::QueueConfig;
+use imgflow::config::WorkerConfig;
 use imgflow::dlq;
 use imgflow::outbox::{self, Status};
-use imgflow::worker::Settings;
 
 use crate::harness::{CHELSEA, Options, ROCKET, TestApp};
 
@@ -127,9 +127,9 @@ async fn a_message_that_keeps_failing_ends_in_the_dlq_and_can_be_listed_and_redr
             visibility_timeout_secs: 5,
             max_receive_count: 2,
         },
-        worker: Some(Settings {
+        worker: Some(WorkerConfig {
             poll_wait_secs: 1,
-            ..Settings::default()
+            ..WorkerConfig::default()
         }),
         api_keys: vec![],
         upload_expiry_secs: 300,

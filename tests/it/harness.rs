@@ -3,18 +3,20 @@
 //! the API on a random loopback port. `TEST_LOG=1` shows the service's logs.
 
 use std::collections::HashMap;
-use std::sync::{Arc, OnceLock};
+use std::sync::OnceLock;
 use std::time::Duration;
 
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_sqs::types::QueueAttributeName;
-use imgflow::api::{self, AppState};
+use imgflow::app::{self, App};
 use imgflow::aws::Clients;
-use imgflow::config::{ApiConfig, AwsConfig, PresetConfig, QueueConfig, Resources};
+use imgflow::config::{
+    ApiConfig, AwsConfig, LimitsConfig, PresetConfig, QueueConfig, Resources, ServiceConfig,
+    WorkerConfig,
+};
 use imgflow::outbox::{self, Manifest};
 use imgflow::pipeline::Limits;
 use imgflow::setup::{self, SetupReport};
-use imgflow::worker::{Settings, Worker};
 use opentelemetry_sdk::trace::InMemorySpanExporter;
 use tokio_util::sync::CancellationToken;
 
@@ -70,7 +72,7 @@ pub fn fresh_resources() -> Resources {
 pub struct Options {
     pub queue: QueueConfig,
     /// `None`: no worker in this process (tests start `imgflow worker` themselves).
-    pub worker: Option<Settings>,
+    pub worker: Option<WorkerConfig>,
     /// API keys the API accepts (none: an open API).
     pub api_keys: Vec<String>,
     pub upload_expiry_secs: u64,
@@ -85,10 +87,10 @@ impl Default for Options {
     fn default() -> Self {
         Options {
             queue: QueueConfig::default(),
-            worker: Some(Settings {
-                concurrency: 2,
+            worker: Some(WorkerConfig {
+                concurrency: Some(2),
                 poll_wait_secs: 2,
-                ..Settings::default()
+                ..WorkerConfig::default()
             }),
             api_keys: vec![],
             upload_expiry_secs: 300,
@@ -119,35 +121,23 @@ impl TestApp {
         options: Options,
     ) -> TestApp {
         spans();
-        let presets = PresetConfig {
-            presets: vec![],
-            default_preset: "default".into(),
-        }
-        .presets()
-        .unwrap();
         let limits = Limits::default();
-        let shutdown = CancellationToken::new();
-
-        if let Some(settings) = options.worker {
-            let worker = Worker::new(
-                clients.clone(),
-                resources.clone(),
-                limits,
-                presets.clone(),
-                settings,
-            );
-            tokio::spawn(Arc::new(worker).run(shutdown.clone()));
-        }
-
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let state = Arc::new(AppState {
-            clients: clients.clone(),
-            resources: resources.clone(),
-            presets,
-            limits,
-            config: ApiConfig {
-                listen: addr,
+        let config = app::Config {
+            service: ServiceConfig {
+                aws: aws_config(),
+                resources: resources.clone(),
+                limits: LimitsConfig {
+                    max_bytes: limits.max_bytes,
+                    max_dimension: limits.max_width,
+                    max_pixels: limits.max_pixels,
+                },
+                presets: PresetConfig {
+                    presets: vec![],
+                    default_preset: "default".into(),
+                },
+            },
+            api: Some(ApiConfig {
+                listen: "127.0.0.1:0".parse().unwrap(),
                 upload_expiry_secs: options.upload_expiry_secs,
                 download_expiry_secs: 300,
                 api_key_hashes: options
@@ -155,9 +145,14 @@ impl TestApp {
                     .iter()
                     .map(|k| imgflow::config::KeyHash(sha256(k)))
                     .collect(),
-            },
-        });
-        tokio::spawn(api::serve(listener, state, shutdown.clone()));
+            }),
+            worker: options.worker,
+            probes: None,
+        };
+        let app = App::build(config).await.expect("building the app");
+        let addr = app.api_addr().expect("the API listens");
+        let shutdown = CancellationToken::new();
+        tokio::spawn(app.run(shutdown.clone()));
 
         TestApp {
             clients,

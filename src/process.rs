@@ -1,0 +1,84 @@
+//! `imgflow process`: the pipeline on local files, no AWS at all; the way
+//! to try a recipe, and the base of the benchmarks.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use clap::Args;
+
+use crate::config::{LimitsConfig, PresetConfig};
+use crate::pipeline;
+use crate::recipe::Format;
+
+#[derive(Args, Debug, Clone)]
+pub struct ProcessArgs {
+    /// The image to process
+    pub input: PathBuf,
+    /// Output file (one output with an extension) or folder (`<name>.<ext>` per output)
+    #[arg(short, long)]
+    pub output: PathBuf,
+    /// Recipe to run; without one, the default preset
+    #[arg(long)]
+    pub recipe: Option<String>,
+    /// Preset to run instead of a recipe
+    #[arg(long = "use-preset", conflicts_with = "recipe")]
+    pub use_preset: Option<String>,
+    #[command(flatten)]
+    pub limits: LimitsConfig,
+    #[command(flatten)]
+    pub presets: PresetConfig,
+}
+
+pub fn process(args: &ProcessArgs) -> anyhow::Result<()> {
+    let presets = args.presets.presets()?;
+    let mut recipe = presets
+        .resolve(args.recipe.as_deref(), args.use_preset.as_deref())?
+        .recipe;
+    let single_file = recipe.outputs.len() == 1 && args.output.extension().is_some();
+    if single_file && recipe.outputs[0].format.is_none() {
+        // `-o out.png` means PNG, as it does for sharp and ImageMagick.
+        recipe.outputs[0].format = Some(format_for(&args.output)?);
+    }
+    let bytes =
+        std::fs::read(&args.input).with_context(|| format!("reading {}", args.input.display()))?;
+    let renditions = pipeline::run(&bytes, &recipe, &args.limits.limits())
+        .with_context(|| format!("processing {}", args.input.display()))?;
+    for rendition in renditions {
+        let path = if single_file {
+            args.output.clone()
+        } else {
+            std::fs::create_dir_all(&args.output)
+                .with_context(|| format!("creating {}", args.output.display()))?;
+            args.output.join(format!(
+                "{}.{}",
+                rendition.name,
+                rendition.format.extension()
+            ))
+        };
+        std::fs::write(&path, &rendition.bytes)
+            .with_context(|| format!("writing {}", path.display()))?;
+        println!(
+            "{}: {} {}x{}, {} bytes",
+            path.display(),
+            rendition.format.name(),
+            rendition.width,
+            rendition.height,
+            rendition.bytes.len()
+        );
+    }
+    Ok(())
+}
+
+/// The format an output file's extension names, with default settings.
+fn format_for(path: &Path) -> anyhow::Result<Format> {
+    let extension = path
+        .extension()
+        .and_then(|e| e.to_str())
+        .unwrap_or_default();
+    Format::from_extension(extension).with_context(|| {
+        format!(
+            "no format for the extension {extension:?} of {}: end the recipe with jpeg, png, webp or gif",
+            path.display()
+        )
+    })
+}
