@@ -130,3 +130,38 @@ impl App {
         served
     }
 }
+
+/// Cancelled on SIGINT or SIGTERM: stop taking work, finish what is in
+/// flight. A second signal exits at once (in-flight messages reappear when
+/// their visibility runs out).
+pub fn shutdown_on_signal() -> CancellationToken {
+    let token = CancellationToken::new();
+    let cancel = token.clone();
+    tokio::spawn(async move {
+        signal().await;
+        tracing::info!(
+            "shutting down: finishing in-flight work and the open long poll (at most the poll wait); \
+             a second Ctrl-C quits at once"
+        );
+        cancel.cancel();
+        signal().await;
+        eprintln!("imgflow: second signal, exiting now");
+        std::process::exit(130);
+    });
+    token
+}
+
+async fn signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .expect("installing the SIGTERM handler");
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}

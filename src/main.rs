@@ -4,8 +4,6 @@
 use std::net::SocketAddr;
 
 use clap::{Args, Parser, Subcommand};
-use tokio_util::sync::CancellationToken;
-
 use imgflow::app::{self, App};
 use imgflow::aws::Clients;
 use imgflow::client::{self, SubmitArgs};
@@ -180,7 +178,7 @@ impl Command {
 async fn run(command: Command) -> anyhow::Result<()> {
     let serve = |config: app::Config| async move {
         let app = App::build(config).await?;
-        app.run(shutdown_on_signal()).await
+        app.run(app::shutdown_on_signal()).await
     };
     match command {
         Command::Up(args) => {
@@ -230,39 +228,4 @@ async fn run(command: Command) -> anyhow::Result<()> {
             }
         }
     }
-}
-
-/// Cancelled on SIGINT or SIGTERM: stop taking work, finish what is in
-/// flight. A second signal exits at once (in-flight messages reappear when
-/// their visibility runs out).
-fn shutdown_on_signal() -> CancellationToken {
-    let token = CancellationToken::new();
-    let cancel = token.clone();
-    tokio::spawn(async move {
-        signal().await;
-        tracing::info!(
-            "shutting down: finishing in-flight work and the open long poll (at most the poll wait); \
-             a second Ctrl-C quits at once"
-        );
-        cancel.cancel();
-        signal().await;
-        eprintln!("imgflow: second signal, exiting now");
-        std::process::exit(130);
-    });
-    token
-}
-
-async fn signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
-    #[cfg(unix)]
-    {
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-            .expect("installing the SIGTERM handler");
-        tokio::select! {
-            _ = ctrl_c => {}
-            _ = term.recv() => {}
-        }
-    }
-    #[cfg(not(unix))]
-    let _ = ctrl_c.await;
 }
