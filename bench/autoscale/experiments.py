@@ -262,7 +262,7 @@ def exp_paper() -> tuple[list[dict], dict]:
                 lat = [l * 1e3 for _, l in users.post_latencies]
                 key = f"{service} / {node[1]} / {name}"
                 rows.append({"service": service, "cluster": node[1], "hpa": name,
-                             **outcome(sim, cl, lat, {"wall s": round(sim.now)})})
+                             **outcome(sim, cl, lat)})
                 series[key] = (cl.series, users.post_latencies)
     return rows, series
 
@@ -337,8 +337,8 @@ def exp_burst() -> tuple[list[dict], dict]:
         "hpa 70 %, 1-20": ("hpa", {"target": 0.70, "behavior": imgflow_hpa_behavior(1, 20)}, 1),
         "keda ql 10, 1-20": ("keda", {"queue_length": 10, "min": 1, "max": 20,
                                       "behavior": imgflow_keda_behavior(1, 20)}, 1),
-        "keda ql 10, 0-20, scale-down 50 %/min": ("keda", {"queue_length": 10, "min": 0, "max": 20,
-                                                            "behavior": fast_down(0, 20)}, 1),
+        "keda ql 10, 1-20, scale-down 50 %/min": ("keda", {"queue_length": 10, "min": 1, "max": 20,
+                                                            "behavior": fast_down(1, 20)}, 1),
         "fixed 1 pod": (None, None, 1),
         "fixed 5 pods": (None, None, 5),
     }
