@@ -20,7 +20,7 @@ if [[ "${1:-}" != "--no-charts" ]]; then
 fi
 {
   echo "command: bench/autoscale/run.sh"
-  echo "commit: $(git -C "$here" rev-parse --short HEAD 2>/dev/null || echo unknown)$(git -C "$here" diff --quiet -- . 2>/dev/null || echo ' (uncommitted changes in bench/autoscale)')"
+  echo "commit: $(git -C "$here" rev-parse --short HEAD 2>/dev/null || echo unknown)$(git -C "$here" diff --quiet -- . ':!results' 2>/dev/null || echo ' (uncommitted changes in bench/autoscale)')"
   echo "date: $(date -u +%Y-%m-%dT%H:%MZ)"
   echo "python: $(python3 --version 2>&1)"
 } > "$out/COMMAND.txt"
