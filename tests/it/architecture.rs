@@ -363,3 +363,24 @@ fn the_import_parser_reads_use_trees_and_inline_paths() {
     );
     assert_eq!(resolve(&from, "std::sync::Arc", &modules), None);
 }
+
+#[test]
+fn only_the_store_calls_s3_object_operations() {
+    for (path, text) in sources("src") {
+        if path.ends_with("src/store.rs") {
+            continue;
+        }
+        for line in code_lines(&text) {
+            for call in [
+                ".put_object()",
+                ".get_object()",
+                ".head_object()",
+                ".list_objects_v2()",
+                ".delete_object()",
+                ".copy_object()",
+            ] {
+                assert!(!line.contains(call), "{path} calls S3 itself: {line}");
+            }
+        }
+    }
+}
