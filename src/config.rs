@@ -27,6 +27,10 @@ pub const DEFAULT_SHUTDOWN_GRACE_SECS: u64 = 25;
 pub const DEFAULT_VISIBILITY_TIMEOUT_SECS: u32 = 120;
 /// Receives before SQS moves a message to the DLQ.
 pub const DEFAULT_MAX_RECEIVES: u32 = 5;
+/// Seconds of work a job may take before it fails with `timeout`.
+pub const DEFAULT_JOB_DEADLINE_SECS: u64 = 60;
+/// A sandbox child's address-space limit, in bytes (2 GiB).
+pub const DEFAULT_SANDBOX_MEMORY: u64 = 2 << 30;
 /// How long a presigned upload URL stays valid, in seconds.
 pub const DEFAULT_UPLOAD_EXPIRY_SECS: u64 = 900;
 /// How long a presigned download URL stays valid, in seconds.
@@ -250,6 +254,19 @@ pub struct WorkerConfig {
     /// Seconds in-flight jobs may run after SIGTERM before their messages are handed back
     #[arg(long, env = "IMGFLOW_SHUTDOWN_GRACE", default_value_t = DEFAULT_SHUTDOWN_GRACE_SECS)]
     pub shutdown_grace_secs: u64,
+
+    /// Seconds of work a job may take (decoding to encoding); past it, a `timeout` failure
+    #[arg(long, env = "IMGFLOW_JOB_DEADLINE", default_value_t = DEFAULT_JOB_DEADLINE_SECS,
+          value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub job_deadline_secs: u64,
+
+    /// Address-space limit of each sandbox child that decodes an upload, in bytes
+    #[arg(long, env = "IMGFLOW_SANDBOX_MEMORY", default_value_t = DEFAULT_SANDBOX_MEMORY)]
+    pub sandbox_memory: u64,
+
+    /// The `imgflow` binary the sandbox children run [default: this one]
+    #[arg(long, env = "IMGFLOW_SANDBOX_EXE", hide = true)]
+    pub sandbox_exe: Option<std::path::PathBuf>,
 }
 
 impl WorkerConfig {
@@ -272,6 +289,9 @@ impl Default for WorkerConfig {
             poll_wait_secs: DEFAULT_POLL_WAIT_SECS,
             pixel_budget: DEFAULT_PIXEL_BUDGET,
             shutdown_grace_secs: DEFAULT_SHUTDOWN_GRACE_SECS,
+            job_deadline_secs: DEFAULT_JOB_DEADLINE_SECS,
+            sandbox_memory: DEFAULT_SANDBOX_MEMORY,
+            sandbox_exe: None,
         }
     }
 }

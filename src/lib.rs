@@ -19,7 +19,8 @@
 //!   the only place SDK clients are built; [`setup`] creates the buckets,
 //!   queues and notification; [`client`] is `imgflow submit`; [`dlq`] is
 //!   `imgflow dlq`; [`process`] is `imgflow process`; [`telemetry`] is logs,
-//!   traces and metrics.
+//!   traces and metrics; [`sandbox`] runs the pipeline on untrusted bytes
+//!   in confined child processes.
 //! - [`config`] is every setting and its default; it imports only the pure
 //!   modules.
 //! - [`recipe`], [`pipeline`], [`event`], [`inbox`] and [`outbox`] are pure:
@@ -38,6 +39,7 @@ pub mod outbox;
 pub mod pipeline;
 pub mod process;
 pub mod recipe;
+pub mod sandbox;
 pub mod setup;
 pub mod store;
 pub mod telemetry;

@@ -122,8 +122,20 @@ struct HealthcheckArgs {
     url: String,
 }
 
+fn main() {
+    // A sandbox child confines itself before anything else runs: no runtime,
+    // no telemetry, no CLI parsing of its own.
+    let mut args = std::env::args().skip(1);
+    if args.next().as_deref() == Some(imgflow::sandbox::CHILD_COMMAND) {
+        let mut number = || args.next().and_then(|a| a.parse().ok()).unwrap_or(0);
+        let (memory, cpu) = (number(), number());
+        imgflow::sandbox::child::main(memory, cpu);
+    }
+    serve();
+}
+
 #[tokio::main]
-async fn main() {
+async fn serve() {
     let cli = Cli::parse();
     let telemetry = telemetry::init(cli.log_format, cli.command.service_name());
     let endpoint = cli

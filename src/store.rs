@@ -2,7 +2,7 @@
 //!
 //! The key schemes, metadata names and the manifest's shape are pure and
 //! live in [`crate::inbox`] and [`crate::outbox`]; this module only moves
-//! objects. "Not found" is decided in one place ([`not_found`]) and surfaces
+//! objects. "Not found" is decided in one place (`not_found`) and surfaces
 //! as `None` or [`Fetched::Gone`], never as an error.
 
 use std::collections::HashMap;

@@ -18,7 +18,7 @@ use image::{DynamicImage, ImageFormat};
 use crate::recipe::{Format, Op, Output, Recipe};
 
 /// Checked before any pixel is decoded.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Limits {
     pub max_bytes: u64,
     pub max_width: u32,

@@ -22,6 +22,7 @@ pub const MESSAGES: &str = "imgflow_messages_received_total";
 pub const BYTES_IN: &str = "imgflow_bytes_in_total";
 pub const BYTES_OUT: &str = "imgflow_bytes_out_total";
 pub const QUEUE_ERRORS: &str = "imgflow_queue_errors_total";
+pub const SANDBOX_DEATHS: &str = "imgflow_sandbox_deaths_total";
 pub const HTTP_REQUESTS: &str = "imgflow_http_requests_total";
 pub const HTTP_DURATION: &str = "imgflow_http_request_duration_seconds";
 
@@ -110,6 +111,10 @@ fn describe() {
         "Failed SQS calls, by operation: receive, delete, change_visibility"
     );
     describe_counter!(
+        SANDBOX_DEATHS,
+        "Sandbox children that died (signal, abort, memory or CPU limit) instead of answering"
+    );
+    describe_counter!(
         HTTP_REQUESTS,
         "HTTP requests answered, by route, method and status"
     );
@@ -148,6 +153,11 @@ pub fn bytes_out(bytes: u64) {
 }
 
 /// A failed SQS call: `receive`, `delete` or `change_visibility`.
+/// A sandbox child died (signal, abort, a limit) instead of answering.
+pub fn sandbox_died() {
+    counter!(SANDBOX_DEATHS).increment(1);
+}
+
 pub fn queue_error(op: &'static str) {
     counter!(QUEUE_ERRORS, "op" => op).increment(1);
 }

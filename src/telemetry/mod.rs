@@ -61,6 +61,71 @@ impl Telemetry {
     }
 }
 
+/// The tracer behind the `tracing` layer, for spans that happened elsewhere.
+static TRACER: std::sync::OnceLock<opentelemetry_sdk::trace::SdkTracer> =
+    std::sync::OnceLock::new();
+
+/// Record spans a sandbox child closed as children of `parent`, with their
+/// own start and end times: the job's trace shows its decode, operations
+/// and encode as if they had run here.
+pub fn replay(parent: &Span, spans: &[crate::sandbox::RemoteSpan]) {
+    use opentelemetry::trace::{Span as _, TraceContextExt, Tracer as _};
+    use opentelemetry::{KeyValue, Value};
+    let Some(tracer) = TRACER.get() else {
+        return;
+    };
+    let at = |ns: u64| std::time::UNIX_EPOCH + Duration::from_nanos(ns);
+    let root = parent.context();
+    let mut contexts: HashMap<u64, opentelemetry::Context> = HashMap::new();
+    // Parents first: a span starts before its children, and is closed after them.
+    let mut pending: Vec<&crate::sandbox::RemoteSpan> = spans.iter().collect();
+    pending.sort_by_key(|s| s.start_ns);
+    while !pending.is_empty() {
+        let before = pending.len();
+        pending.retain(|remote| {
+            let parent_cx = match remote.parent {
+                None => &root,
+                Some(id) => match contexts.get(&id) {
+                    Some(cx) => cx,
+                    // Its parent is still pending (or never closed: then the root).
+                    None if spans.iter().any(|s| s.id == id) => return true,
+                    None => &root,
+                },
+            };
+            let mut name = remote.name.clone();
+            let mut attributes = Vec::new();
+            for (key, value) in &remote.fields {
+                let value = match value {
+                    serde_json::Value::String(s) if key == "otel.name" => {
+                        name = s.clone();
+                        continue;
+                    }
+                    serde_json::Value::String(s) => Value::from(s.clone()),
+                    serde_json::Value::Bool(b) => Value::from(*b),
+                    serde_json::Value::Number(n) => match n.as_i64() {
+                        Some(i) => Value::from(i),
+                        None => Value::from(n.as_f64().unwrap_or_default()),
+                    },
+                    other => Value::from(other.to_string()),
+                };
+                attributes.push(KeyValue::new(key.clone(), value));
+            }
+            let mut span = tracer
+                .span_builder(name)
+                .with_start_time(at(remote.start_ns))
+                .with_attributes(attributes)
+                .start_with_context(tracer, parent_cx);
+            span.end_with_timestamp(at(remote.end_ns));
+            let cx = parent_cx.with_remote_span_context(span.span_context().clone());
+            contexts.insert(remote.id, cx);
+            false
+        });
+        if pending.len() == before {
+            break; // a cycle in what the child sent: drop the rest
+        }
+    }
+}
+
 /// Is an OTLP endpoint configured in the environment?
 pub fn otlp_configured() -> bool {
     let set = |name| std::env::var(name).is_ok_and(|v| !v.trim().is_empty());
@@ -83,9 +148,10 @@ pub fn init(format: LogFormat, service: Option<&'static str>) -> Telemetry {
         _ => None,
     };
     let provider = service.map(|service| tracer_provider(service, exporter));
-    let otel = provider
-        .as_ref()
-        .map(|provider| tracing_opentelemetry::layer().with_tracer(provider.tracer("imgflow")));
+    let otel = provider.as_ref().map(|provider| {
+        let _ = TRACER.set(provider.tracer("imgflow"));
+        tracing_opentelemetry::layer().with_tracer(provider.tracer("imgflow"))
+    });
     install(Some(format), otel);
     Telemetry { provider }
 }
@@ -101,6 +167,7 @@ pub fn init_with_exporter(
         .with_resource(resource("imgflow"))
         .with_simple_exporter(exporter)
         .build();
+    let _ = TRACER.set(provider.tracer("imgflow"));
     install(
         logs,
         Some(tracing_opentelemetry::layer().with_tracer(provider.tracer("imgflow"))),

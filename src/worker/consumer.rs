@@ -3,8 +3,9 @@
 //! settle each by its [`Verdict`] in batches (`DeleteMessageBatch`,
 //! `ChangeMessageVisibilityBatch`), reporting partial failures.
 //!
-//! Nothing here knows about S3 or images: that is [`super::job`].
+//! Nothing here knows about S3 or images: that is `super::job`.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use anyhow::Context;
@@ -43,6 +44,8 @@ pub struct Delivery {
     /// The job's span (its trace root), once the worker has opened it; the
     /// settle call is recorded beneath it.
     pub span: Span,
+    /// Deleted or handed back: no longer kept alive.
+    settled: AtomicBool,
 }
 
 impl Delivery {
@@ -122,6 +125,7 @@ impl Consumer {
                     receipt,
                     lost: CancellationToken::new(),
                     span: Span::none(),
+                    settled: AtomicBool::new(false),
                 })
             })
             .collect();
@@ -137,7 +141,7 @@ impl Consumer {
             tokio::time::sleep(every).await;
             let live: Vec<_> = deliveries
                 .iter()
-                .filter(|d| !d.lost.is_cancelled())
+                .filter(|d| !d.lost.is_cancelled() && !d.settled.load(Ordering::Relaxed))
                 .map(|d| (d, self.visibility))
                 .collect();
             for (delivery, why) in self.change_visibility(&live).await {
@@ -151,15 +155,16 @@ impl Consumer {
         }
     }
 
-    /// Delete or hand back every message of a batch by its verdict.
-    pub async fn settle(&self, settled: Vec<(Delivery, Verdict)>) {
+    /// Delete or hand back messages by their verdicts, with one call of each kind.
+    pub async fn settle(&self, settled: &[(&Delivery, Verdict)]) {
         let mut delete = Vec::new();
         let mut release = Vec::new();
-        for (delivery, verdict) in &settled {
+        for (delivery, verdict) in settled {
+            delivery.settled.store(true, Ordering::Relaxed);
             match verdict {
-                Verdict::Delete => delete.push(delivery),
-                Verdict::Retry(after) => release.push((delivery, *after)),
-                Verdict::HandBack => release.push((delivery, Duration::ZERO)),
+                Verdict::Delete => delete.push(*delivery),
+                Verdict::Retry(after) => release.push((*delivery, *after)),
+                Verdict::HandBack => release.push((*delivery, Duration::ZERO)),
             }
         }
         if !delete.is_empty() {

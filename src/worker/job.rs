@@ -6,15 +6,16 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use tracing::field::Empty;
-use tracing::{Instrument, Span, info_span};
+use tracing::{Instrument, Span, info_span, warn};
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 
 use super::budget::PixelBudget;
 use crate::event::CreatedObject;
 use crate::inbox::{META_JOB_ID, META_PRESET, META_RECIPE, META_TRACEPARENT};
 use crate::outbox::{JobError, META_OWN_OUTPUT, Manifest, OutputRef, SourceRef, Status, Timings};
-use crate::pipeline::{self, Limits, PipelineError};
-use crate::recipe::Presets;
+use crate::pipeline::{Limits, PipelineError};
+use crate::recipe::{Presets, Recipe};
+use crate::sandbox::{Failure, Ran, Sandbox};
 use crate::store::{Fetched, Store};
 use crate::telemetry::{self, metric};
 
@@ -24,6 +25,8 @@ pub struct Jobs {
     pub presets: Presets,
     pub limits: Limits,
     pub budget: PixelBudget,
+    pub sandbox: Sandbox,
+    pub sandbox_deadline: Duration,
 }
 
 /// How a job ended, when it ended for good (errors that may pass are `Err`).
@@ -141,36 +144,28 @@ impl Jobs {
         metric::stage("download", started.elapsed());
         metric::bytes_in(bytes.len() as u64);
 
-        // Hold the decoded pixels' share of the memory budget while decoding.
-        let pixels = match pipeline::probe(&bytes, &self.limits) {
-            Ok(probe) => u64::from(probe.width) * u64::from(probe.height),
-            Err(err) => return self.fail(manifest, err.code(), err.to_string()).await,
-        };
-        let reservation = self.budget.reserve(pixels).await;
-
         let processing = Instant::now();
-        let limits = self.limits;
-        let recipe = resolved.recipe;
-        let span = Span::current();
-        let result = tokio::task::spawn_blocking(move || {
-            span.in_scope(|| pipeline::run_timed(&bytes, &recipe, &limits))
-        })
-        .await
-        // A panic is a bug: retried, it panics again and ends in the DLQ.
-        .context("the image pipeline panicked")?;
-        manifest.timings.process_ms = elapsed_ms(processing);
-        drop(reservation);
-        let renditions = match result {
-            Ok((renditions, times)) => {
-                manifest.timings.decode_ms = millis(times.decode);
-                manifest.timings.encode_ms = millis(times.encode);
-                metric::stage("decode", times.decode);
-                metric::stage("process", times.process);
-                metric::stage("encode", times.encode);
-                renditions
+        let ran = match self.sandboxed(&bytes, &resolved.recipe).await {
+            Ok(ran) => ran,
+            Err(Failure::Job { code, message }) => return self.fail(manifest, code, message).await,
+            Err(Failure::Timeout) => {
+                let message = format!(
+                    "the job did not finish within its deadline ({} s)",
+                    self.sandbox_deadline.as_secs()
+                );
+                return self.fail(manifest, "timeout", message).await;
             }
-            Err(err) => return self.fail(manifest, err.code(), err.to_string()).await,
+            Err(Failure::Died(why)) => return self.fail(manifest, "resource_limit", why).await,
         };
+        manifest.timings.process_ms = elapsed_ms(processing);
+        telemetry::replay(&Span::current(), &ran.spans);
+        let times = ran.times;
+        manifest.timings.decode_ms = millis(times.decode);
+        manifest.timings.encode_ms = millis(times.encode);
+        metric::stage("decode", times.decode);
+        metric::stage("process", times.process);
+        metric::stage("encode", times.encode);
+        let renditions = ran.renditions;
 
         if self.superseded(object).await? {
             return Ok(Outcome::Superseded);
@@ -206,6 +201,37 @@ impl Jobs {
         let outputs = manifest.outputs.len();
         self.write_manifest(&mut manifest).await?;
         Ok(Outcome::Done { outputs })
+    }
+
+    /// Run the pipeline in a sandbox child, holding the job's share of the
+    /// pixel budget while it decodes. A child that dies gets one retry in a
+    /// fresh child (the first death may have been a neighbour's doing, such
+    /// as the kernel's OOM killer); a second is the input's fault.
+    async fn sandboxed(&self, bytes: &[u8], recipe: &Recipe) -> Result<Ran, Failure> {
+        let mut attempt = 1;
+        loop {
+            let result = async {
+                let planned = self.sandbox.start(bytes, recipe, &self.limits).await?;
+                let _reservation = self.budget.reserve(planned.peak_pixels).await;
+                planned.finish().await
+            }
+            .await;
+            match result {
+                Err(Failure::Died(why)) if attempt == 1 => {
+                    warn!(
+                        message = "A sandbox child died; retrying the job once in a fresh one",
+                        why
+                    );
+                    metric::sandbox_died();
+                    attempt += 1;
+                }
+                Err(Failure::Died(why)) => {
+                    metric::sandbox_died();
+                    return Err(Failure::Died(format!("{why} (twice)")));
+                }
+                other => return other,
+            }
+        }
     }
 
     /// Has the inbox object been overwritten while we worked? Then the newer

@@ -1,8 +1,8 @@
 //! The worker: long-poll SQS, run the jobs the messages name, settle the
 //! messages.
 //!
-//! - [`consumer`]: the SQS side (receive batches, keep-alive, delete / hand back).
-//! - [`job`]: one inbox object to its outputs and manifest (S3 and images, no SQS).
+//! - `consumer`: the SQS side (receive batches, keep-alive, delete / hand back).
+//! - `job`: one inbox object to its outputs and manifest (S3 and images, no SQS).
 //! - this module joins them: receive loops, job slots, the job span, the verdict.
 //!
 //! Architecture invariant: a message is deleted only after every object it
@@ -19,9 +19,10 @@ mod job;
 pub mod listen;
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
-use futures_util::future::join_all;
+use futures_util::StreamExt;
+use futures_util::stream::FuturesUnordered;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tracing::field::Empty;
@@ -33,6 +34,7 @@ use crate::config::{Resources, WorkerConfig};
 use crate::event::{self, Notification};
 use crate::pipeline::Limits;
 use crate::recipe::Presets;
+use crate::sandbox::{Sandbox, SandboxConfig};
 use crate::store::Store;
 use crate::telemetry::{self, metric};
 
@@ -43,6 +45,10 @@ pub use job::Outcome;
 /// Messages a worker holds at most (received, running or waiting for a
 /// slot), whatever its concurrency: KEDA's default `queueLength` per pod.
 const MESSAGES_IN_HAND: usize = 10;
+
+/// How long a finished message may wait for others of its batch, so that
+/// they are deleted with one call.
+const LINGER: Duration = Duration::from_millis(100);
 
 /// What a worker needs; shared by its receive loops.
 pub struct Worker {
@@ -70,6 +76,17 @@ impl Worker {
                 presets,
                 limits,
                 budget: budget::PixelBudget::new(config.pixel_budget),
+                sandbox: Sandbox::new(SandboxConfig {
+                    exe: config
+                        .sandbox_exe
+                        .clone()
+                        .or_else(|| std::env::current_exe().ok())
+                        .unwrap_or_else(|| "imgflow".into()),
+                    memory_bytes: config.sandbox_memory,
+                    deadline: Duration::from_secs(config.job_deadline_secs),
+                    warm: config.concurrency(),
+                }),
+                sandbox_deadline: Duration::from_secs(config.job_deadline_secs),
             },
             sqs: clients.sqs.clone(),
             inbox: resources.inbox.clone(),
@@ -167,7 +184,8 @@ impl Worker {
                         && !batch.is_empty()
                     {
                         info!(count = batch.len(), "handing back messages that arrived while stopping");
-                        consumer.settle(batch.into_iter().map(|d| (d, Verdict::HandBack)).collect()).await;
+                        let back: Vec<_> = batch.iter().map(|d| (d, Verdict::HandBack)).collect();
+                        consumer.settle(&back).await;
                     }
                     return;
                 }
@@ -192,21 +210,39 @@ impl Worker {
     }
 
     /// Work on a batch's messages at once (each waits for a job slot), kept
-    /// invisible meanwhile; then settle them together.
+    /// invisible meanwhile. Finished messages are settled together: when
+    /// the batch is done, or [`LINGER`] after the first of them finished,
+    /// whichever comes first.
     async fn handle_batch(&self, consumer: &Consumer, mut batch: Vec<Delivery>, stop: &Stop) {
         for delivery in &mut batch {
             delivery.span = self.job_span(delivery);
         }
-        let verdicts = {
-            let work = join_all(batch.iter().map(|d| self.handle(d, stop)));
+        let mut work: FuturesUnordered<_> = batch
+            .iter()
+            .map(|delivery| async move { (delivery, self.handle(delivery, stop).await) })
+            .collect();
+        let mut finished = Vec::new();
+        let keep_alive = consumer.keep_alive(&batch);
+        let linger = tokio::time::sleep(LINGER);
+        tokio::pin!(keep_alive, linger);
+        loop {
             tokio::select! {
-                verdicts = work => verdicts,
-                () = consumer.keep_alive(&batch) => unreachable!("keep_alive never returns"),
+                next = work.next() => match next {
+                    Some(done) => {
+                        if finished.is_empty() {
+                            linger.as_mut().reset(tokio::time::Instant::now() + LINGER);
+                        }
+                        finished.push(done);
+                    }
+                    None => break,
+                },
+                () = &mut linger, if !finished.is_empty() => {
+                    consumer.settle(&std::mem::take(&mut finished)).await;
+                }
+                () = &mut keep_alive => unreachable!("keep_alive never returns"),
             }
-        };
-        consumer
-            .settle(batch.into_iter().zip(verdicts).collect())
-            .await;
+        }
+        consumer.settle(&finished).await;
     }
 
     /// One message, start to end, under its job span.

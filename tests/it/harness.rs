@@ -68,6 +68,10 @@ pub fn fresh_resources() -> Resources {
     }
 }
 
+/// Debug builds on a loaded 2-core CI machine run the heavy test jobs for
+/// tens of seconds: the deadline tests set their own, shorter one.
+pub const TEST_JOB_DEADLINE_SECS: u64 = 600;
+
 /// How [`TestApp::spawn_with`] sets things up.
 pub struct Options {
     pub queue: QueueConfig,
@@ -146,7 +150,16 @@ impl TestApp {
                     .map(|k| imgflow::config::KeyHash(sha256(k)))
                     .collect(),
             }),
-            worker: options.worker,
+            // The worker runs in this test binary; its sandbox children run imgflow.
+            worker: options.worker.map(|mut worker| {
+                worker
+                    .sandbox_exe
+                    .get_or_insert(env!("CARGO_BIN_EXE_imgflow").into());
+                if worker.job_deadline_secs == imgflow::config::DEFAULT_JOB_DEADLINE_SECS {
+                    worker.job_deadline_secs = TEST_JOB_DEADLINE_SECS;
+                }
+                worker
+            }),
             probes: None,
         };
         let app = App::build(config).await.expect("building the app");
@@ -196,6 +209,7 @@ impl TestApp {
             .env("IMGFLOW_OUTBOX", &self.resources.outbox)
             .env("IMGFLOW_QUEUE", &self.resources.queue)
             .env("IMGFLOW_POLL_WAIT", "1")
+            .env("IMGFLOW_JOB_DEADLINE", TEST_JOB_DEADLINE_SECS.to_string())
             // Several workers run at once: each probe listener on a free port.
             .env("IMGFLOW_WORKER_LISTEN", "127.0.0.1:0")
             .env("RUST_LOG", "imgflow=debug")

@@ -1,0 +1,110 @@
+//! What travels between the worker and a sandbox child, over the child's
+//! stdin and stdout: length-prefixed JSON heads and byte blobs.
+//!
+//! ```text
+//! worker ─Request + image bytes─▶ child ─Reply::Planned (peak pixels)─▶ worker
+//! worker ─"go" (after reserving the pixel budget)─▶ child
+//! child ─Reply::Done + one blob per output (or Reply::Failed)─▶ worker
+//! ```
+//!
+//! The worker trusts nothing the child says: every length is bounded
+//! before anything is allocated for it.
+
+use std::io::{Read, Write};
+
+use serde::{Deserialize, Serialize};
+
+use crate::pipeline::Limits;
+
+/// The largest JSON head either side accepts.
+pub const MAX_HEAD: usize = 4 << 20;
+/// The one byte that lets a planned child start decoding.
+pub const GO: u8 = b'g';
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Request {
+    /// Canonical recipe text (it was parsed and validated before).
+    pub recipe: String,
+    pub limits: Limits,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub enum Reply {
+    /// The header was read and the recipe fits the limits; the job will
+    /// hold about this many decoded pixels at its peak.
+    Planned { peak_pixels: u64 },
+    /// Every output is encoded; their bytes follow, in this order.
+    Done {
+        outputs: Vec<OutputHead>,
+        /// Microseconds spent decoding, in the operations, encoding.
+        times_us: [u64; 3],
+        spans: Vec<RemoteSpan>,
+    },
+    /// A permanent failure of this input, with its stable code.
+    Failed {
+        code: String,
+        message: String,
+        spans: Vec<RemoteSpan>,
+    },
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct OutputHead {
+    pub name: String,
+    /// The output's format step in recipe syntax (`webp,q=80`).
+    pub format: String,
+    pub width: u32,
+    pub height: u32,
+    pub len: u64,
+}
+
+/// A `tracing` span the child closed, to be replayed under the job's span.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RemoteSpan {
+    pub id: u64,
+    pub parent: Option<u64>,
+    pub name: String,
+    /// Nanoseconds since the Unix epoch.
+    pub start_ns: u64,
+    pub end_ns: u64,
+    pub fields: Vec<(String, serde_json::Value)>,
+}
+
+/// A JSON head: its length (u32, big-endian), then the JSON.
+pub fn write_head<T: Serialize>(w: &mut impl Write, value: &T) -> std::io::Result<()> {
+    let json = serde_json::to_vec(value)?;
+    w.write_all(&u32::try_from(json.len()).unwrap_or(u32::MAX).to_be_bytes())?;
+    w.write_all(&json)
+}
+
+/// A blob: its length (u64, big-endian), then the bytes.
+pub fn write_blob(w: &mut impl Write, bytes: &[u8]) -> std::io::Result<()> {
+    w.write_all(&(bytes.len() as u64).to_be_bytes())?;
+    w.write_all(bytes)
+}
+
+pub fn read_head<T: for<'de> Deserialize<'de>>(r: &mut impl Read) -> std::io::Result<T> {
+    let mut len = [0; 4];
+    r.read_exact(&mut len)?;
+    let len = u32::from_be_bytes(len) as usize;
+    if len > MAX_HEAD {
+        return Err(std::io::Error::other(format!("a {len}-byte head")));
+    }
+    let mut json = vec![0; len];
+    r.read_exact(&mut json)?;
+    Ok(serde_json::from_slice(&json)?)
+}
+
+pub fn read_blob(r: &mut impl Read, max: u64) -> std::io::Result<Vec<u8>> {
+    let mut len = [0; 8];
+    r.read_exact(&mut len)?;
+    let len = u64::from_be_bytes(len);
+    if len > max {
+        return Err(std::io::Error::other(format!(
+            "a {len}-byte blob (at most {max})"
+        )));
+    }
+    let mut bytes = vec![0; len as usize];
+    r.read_exact(&mut bytes)?;
+    Ok(bytes)
+}
