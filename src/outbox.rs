@@ -14,8 +14,22 @@ pub const MANIFEST_SUFFIX: &str = "/manifest.json";
 /// writes, so that a rendition copied back into the inbox is recognised.
 pub const META_OWN_OUTPUT: &str = "imgflow-output";
 
+/// S3's longest key, in bytes.
+pub const MAX_KEY_BYTES: usize = 1024;
+
+/// Where the manifest of `inbox_key` lives: `<inbox key>/manifest.json`, or,
+/// when that would be longer than S3 allows, `_failed/<sha256 of the inbox
+/// key>/manifest.json` (such a job can only fail: its outputs cannot be
+/// named either; the manifest holds the original key).
 pub fn manifest_key(inbox_key: &str) -> String {
-    format!("{inbox_key}/{MANIFEST_NAME}")
+    let key = format!("{inbox_key}/{MANIFEST_NAME}");
+    if key.len() <= MAX_KEY_BYTES {
+        return key;
+    }
+    use sha2::Digest;
+    let digest = sha2::Sha256::digest(inbox_key.as_bytes());
+    let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+    format!("_failed/{hex}/{MANIFEST_NAME}")
 }
 
 pub fn output_key(inbox_key: &str, output_name: &str, extension: &str) -> String {
@@ -63,6 +77,10 @@ pub struct Manifest {
     pub timings: Timings,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<JobError>,
+    /// What the sandbox child that decoded the source used (absent when
+    /// no child ran, or it died).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sandbox: Option<SandboxUse>,
     /// RFC 3339.
     pub finished_at: String,
     /// `imgflow <version>` that wrote this manifest.
@@ -88,6 +106,15 @@ pub struct OutputRef {
     pub width: u32,
     pub height: u32,
     pub bytes: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SandboxUse {
+    /// Children started for the job: 2 when the first died and was retried.
+    pub attempts: u32,
+    /// The peak resident memory of the child that finished the job.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub peak_rss_bytes: Option<u64>,
 }
 
 /// Milliseconds spent in each stage of the job.
@@ -129,6 +156,16 @@ mod tests {
     }
 
     #[test]
+    fn a_key_too_long_for_its_manifest_gets_one_at_a_fallback_key() {
+        let long = "k".repeat(1010);
+        let key = manifest_key(&long);
+        assert!(key.starts_with("_failed/") && key.ends_with("/manifest.json"));
+        assert_eq!(key.len(), "_failed//manifest.json".len() + 64);
+        assert_eq!(manifest_key(&long), key, "the same key every time");
+        assert_eq!(manifest_key("a.jpg"), "a.jpg/manifest.json");
+    }
+
+    #[test]
     fn a_folders_manifest_is_one_level_down() {
         let p = "uploads/j/";
         assert!(is_manifest_in_folder_of(
@@ -167,6 +204,7 @@ mod tests {
                 code: "unsupported_image".into(),
                 message: "nope".into(),
             }),
+            sandbox: None,
             finished_at: "2026-01-01T00:00:00Z".into(),
             worker: "imgflow test".into(),
         };

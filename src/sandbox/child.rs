@@ -80,6 +80,21 @@ fn serve(memory_bytes: u64, cpu_secs: u64) -> std::io::Result<()> {
         Err(e) => return Err(e),
     };
     let bytes = wire::read_blob(&mut stdin, request.limits.max_bytes)?;
+    let result = work(&mut stdout, &mut stdin, &request, &bytes, &spans);
+    // Stay until the worker closes our stdin: it reads our peak memory from
+    // /proc first.
+    let _ = stdin.read(&mut [0]);
+    result
+}
+
+/// Plan, wait for the go, run: every reply but the last is `Planned`.
+fn work(
+    stdout: &mut impl Write,
+    stdin: &mut impl Read,
+    request: &Request,
+    bytes: &[u8],
+    spans: &Spans,
+) -> std::io::Result<()> {
     let failed = |code: &str, message: String| Reply::Failed {
         code: code.to_owned(),
         message,
@@ -87,19 +102,19 @@ fn serve(memory_bytes: u64, cpu_secs: u64) -> std::io::Result<()> {
     };
     let recipe = match Recipe::parse(&request.recipe) {
         Ok(recipe) => recipe,
-        Err(e) => return reply(&mut stdout, &failed("invalid_recipe", e.to_string()), &[]),
+        Err(e) => return reply(stdout, &failed("invalid_recipe", e.to_string()), &[]),
     };
-    let peak_pixels = match pipeline::probe(&bytes, &request.limits) {
+    let peak_pixels = match pipeline::probe(bytes, &request.limits) {
         Ok(probe) => u64::from(probe.width) * u64::from(probe.height),
-        Err(e) => return reply(&mut stdout, &failed(e.code(), e.to_string()), &[]),
+        Err(e) => return reply(stdout, &failed(e.code(), e.to_string()), &[]),
     };
-    reply(&mut stdout, &Reply::Planned { peak_pixels }, &[])?;
+    reply(stdout, &Reply::Planned { peak_pixels }, &[])?;
     let mut go = [0];
     stdin.read_exact(&mut go)?;
     if go[0] != wire::GO {
         return Ok(());
     }
-    match pipeline::run_timed(&bytes, &recipe, &request.limits) {
+    match pipeline::run_timed(bytes, &recipe, &request.limits) {
         Ok((renditions, times)) => {
             let outputs = renditions
                 .iter()
@@ -122,9 +137,9 @@ fn serve(memory_bytes: u64, cpu_secs: u64) -> std::io::Result<()> {
                 spans: spans.take(),
             };
             let blobs: Vec<&[u8]> = renditions.iter().map(|r| r.bytes.as_slice()).collect();
-            reply(&mut stdout, &done, &blobs)
+            reply(stdout, &done, &blobs)
         }
-        Err(e) => reply(&mut stdout, &failed(e.code(), e.to_string()), &[]),
+        Err(e) => reply(stdout, &failed(e.code(), e.to_string()), &[]),
     }
 }
 

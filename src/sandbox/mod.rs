@@ -59,6 +59,8 @@ pub struct Ran {
     pub times: StageTimes,
     /// The child's spans, for the caller to replay under the job's span.
     pub spans: Vec<RemoteSpan>,
+    /// The child's peak resident memory (VmHWM), if it could be read.
+    pub peak_rss_bytes: Option<u64>,
 }
 
 pub struct Sandbox {
@@ -213,8 +215,10 @@ impl Planned {
                     .zip(blobs)
                     .map(rendition)
                     .collect::<Result<Vec<_>, _>>();
+                let peak_rss_bytes = self.child.id().and_then(peak_rss);
                 match renditions {
                     Ok(renditions) => Ok(Ran {
+                        peak_rss_bytes,
                         renditions,
                         times: StageTimes {
                             decode: Duration::from_micros(times_us[0]),
@@ -231,6 +235,14 @@ impl Planned {
             }
         }
     }
+}
+
+/// A live process's peak resident set size (VmHWM), from /proc.
+fn peak_rss(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
 }
 
 fn rendition((head, bytes): (OutputHead, Vec<u8>)) -> Result<Rendition, String> {

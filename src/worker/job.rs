@@ -12,7 +12,10 @@ use tracing_opentelemetry::OpenTelemetrySpanExt;
 use super::budget::PixelBudget;
 use crate::event::CreatedObject;
 use crate::inbox::{META_JOB_ID, META_PRESET, META_RECIPE, META_TRACEPARENT};
-use crate::outbox::{JobError, META_OWN_OUTPUT, Manifest, OutputRef, SourceRef, Status, Timings};
+use crate::outbox::{
+    JobError, MAX_KEY_BYTES, META_OWN_OUTPUT, Manifest, OutputRef, SandboxUse, SourceRef, Status,
+    Timings, output_key,
+};
 use crate::pipeline::{Limits, PipelineError};
 use crate::recipe::{Presets, Recipe};
 use crate::sandbox::{Failure, Ran, Sandbox};
@@ -106,6 +109,7 @@ impl Jobs {
             outputs: vec![],
             timings: Timings::default(),
             error: None,
+            sandbox: None,
             finished_at: String::new(),
             worker: concat!("imgflow ", env!("CARGO_PKG_VERSION")).to_owned(),
         };
@@ -124,6 +128,22 @@ impl Jobs {
         job.record("recipe", recipe_text.as_str());
         manifest.recipe = Some(recipe_text);
         manifest.preset = resolved.preset;
+
+        // Outputs are named after the inbox key; S3 refuses keys over 1 KiB.
+        let longest = resolved
+            .recipe
+            .outputs
+            .iter()
+            .map(|o| output_key(&object.key, &o.name, "webp").len())
+            .max()
+            .unwrap_or(0);
+        if longest > MAX_KEY_BYTES {
+            let message = format!(
+                "the key is {} bytes: its outputs' keys would be longer than S3's {MAX_KEY_BYTES}",
+                object.key.len()
+            );
+            return self.fail(manifest, "key_too_long", message).await;
+        }
 
         // Refuse oversized sources before reading a byte of them.
         if manifest.source.size > self.limits.max_bytes {
@@ -145,7 +165,12 @@ impl Jobs {
         metric::bytes_in(bytes.len() as u64);
 
         let processing = Instant::now();
-        let ran = match self.sandboxed(&bytes, &resolved.recipe).await {
+        let (result, attempts) = self.sandboxed(&bytes, &resolved.recipe).await;
+        manifest.sandbox = Some(SandboxUse {
+            attempts,
+            peak_rss_bytes: None,
+        });
+        let ran = match result {
             Ok(ran) => ran,
             Err(Failure::Job { code, message }) => return self.fail(manifest, code, message).await,
             Err(Failure::Timeout) => {
@@ -158,6 +183,10 @@ impl Jobs {
             Err(Failure::Died(why)) => return self.fail(manifest, "resource_limit", why).await,
         };
         manifest.timings.process_ms = elapsed_ms(processing);
+        manifest.sandbox = Some(SandboxUse {
+            attempts,
+            peak_rss_bytes: ran.peak_rss_bytes,
+        });
         telemetry::replay(&Span::current(), &ran.spans);
         let times = ran.times;
         manifest.timings.decode_ms = millis(times.decode);
@@ -172,11 +201,7 @@ impl Jobs {
         }
         let uploading = Instant::now();
         for rendition in renditions {
-            let key = crate::outbox::output_key(
-                &object.key,
-                &rendition.name,
-                rendition.format.extension(),
-            );
+            let key = output_key(&object.key, &rendition.name, rendition.format.extension());
             let size = rendition.bytes.len() as u64;
             self.store
                 .put_output(&key, rendition.format.content_type(), rendition.bytes)
@@ -207,7 +232,8 @@ impl Jobs {
     /// pixel budget while it decodes. A child that dies gets one retry in a
     /// fresh child (the first death may have been a neighbour's doing, such
     /// as the kernel's OOM killer); a second is the input's fault.
-    async fn sandboxed(&self, bytes: &[u8], recipe: &Recipe) -> Result<Ran, Failure> {
+    /// Returns how many children it took, too.
+    async fn sandboxed(&self, bytes: &[u8], recipe: &Recipe) -> (Result<Ran, Failure>, u32) {
         let mut attempt = 1;
         loop {
             let result = async {
@@ -227,9 +253,9 @@ impl Jobs {
                 }
                 Err(Failure::Died(why)) => {
                     metric::sandbox_died();
-                    return Err(Failure::Died(format!("{why} (twice)")));
+                    return (Err(Failure::Died(format!("{why} (twice)"))), attempt);
                 }
-                other => return other,
+                other => return (other, attempt),
             }
         }
     }

@@ -8,6 +8,7 @@ mod crash;
 mod delivery;
 mod drop_in;
 mod harness;
+mod hostile;
 mod infra;
 mod orientation;
 mod presign;
