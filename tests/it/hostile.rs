@@ -137,6 +137,9 @@ fn no_worker() -> Options {
     }
 }
 
+/// (key, bytes, recipe, the outcomes allowed: "done" or failure codes)
+type Case = (String, Vec<u8>, Option<String>, Vec<&'static str>);
+
 /// Deadline for the corpus run: long enough for a debug build on a loaded
 /// 2-core machine, short enough that the endless recipe ends in the test.
 const DEADLINE_SECS: u64 = 30;
@@ -155,8 +158,7 @@ async fn no_upload_in_the_hostile_corpus_hurts_the_worker_and_each_ends_in_one_f
     let pid = worker.id();
     let long_key = format!("{}.png", "k".repeat(1000));
     let expensive = expensive_recipe();
-    // (key, bytes, recipe, the outcomes allowed: "done" or failure codes)
-    let mut corpus: Vec<(String, Vec<u8>, Option<String>, Vec<&str>)> = vec![
+    let mut corpus: Vec<Case> = vec![
         (
             "tall.png".into(),
             grey(1, 16_384),
