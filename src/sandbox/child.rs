@@ -73,18 +73,28 @@ fn serve(memory_bytes: u64, cpu_secs: u64) -> std::io::Result<()> {
     let spans = Spans::install();
     let mut stdin = std::io::stdin().lock();
     let mut stdout = std::io::stdout().lock();
-    let request: Request = match wire::read_head(&mut stdin) {
+    let result = run_one(&mut stdin, &mut stdout, &spans);
+    // Stay until the worker closes our stdin: it reads our peak memory from
+    // /proc first.
+    let _ = stdin.read(&mut [0]);
+    result
+}
+
+/// One job's protocol from `input` to `output`, without the confinement:
+/// what a child runs once confined, and what the fuzz target drives.
+pub fn run_one(
+    input: &mut impl Read,
+    output: &mut impl Write,
+    spans: &Spans,
+) -> std::io::Result<()> {
+    let request: Request = match wire::read_head(input) {
         Ok(request) => request,
         // The worker closed the pipe without a job: the pool is shutting down.
         Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(()),
         Err(e) => return Err(e),
     };
-    let bytes = wire::read_blob(&mut stdin, request.limits.max_bytes)?;
-    let result = work(&mut stdout, &mut stdin, &request, &bytes, &spans);
-    // Stay until the worker closes our stdin: it reads our peak memory from
-    // /proc first.
-    let _ = stdin.read(&mut [0]);
-    result
+    let bytes = wire::read_blob(input, request.limits.max_bytes)?;
+    work(output, input, &request, &bytes, spans)
 }
 
 /// Plan, wait for the go, run: every reply but the last is `Planned`.
@@ -184,7 +194,7 @@ fn confine(memory_bytes: u64, cpu_secs: u64) -> std::io::Result<()> {
 /// back with the reply: the job's trace then shows decode, render,
 /// operations and encode as if they had run in the worker.
 #[derive(Clone, Default)]
-struct Spans(std::sync::Arc<Mutex<Vec<RemoteSpan>>>);
+pub struct Spans(std::sync::Arc<Mutex<Vec<RemoteSpan>>>);
 
 struct Open(RemoteSpan);
 

@@ -9,7 +9,7 @@
 //! itself; it calls [`Sandbox::start`].
 
 pub mod child;
-mod wire;
+pub mod wire;
 
 use std::os::unix::process::ExitStatusExt;
 use std::path::PathBuf;
