@@ -11,9 +11,10 @@ use super::{Fit, MAX_OUTPUTS, Op, Output, Recipe, Resize, Rotation};
 /// `MAX_OUTPUTS * MAX_STEPS`).
 pub const MAX_TOTAL_OPS: usize = 32;
 /// Most work one job may take, in work units (multiply-adds per pixel,
-/// summed over every step of every output). On one core of this project's
-/// machines this is well under a minute of blurring; ordinary recipes on a
-/// 12 MP photo cost under 1% of it.
+/// summed over every step of every output). From `bench/README.md` (one
+/// core): `blur,sigma=2` on 12 MP is 3.1e8 units in ~31 ms, re-encoding a
+/// 12 MP JPEG 1.9e8 in ~79 ms; so this is seconds of work, well inside a
+/// job's deadline, while the default preset on 12 MP costs under 1% of it.
 pub const MAX_WORK: u64 = 40_000_000_000;
 
 /// Lanczos3 taps per pixel, horizontal and vertical passes together.
