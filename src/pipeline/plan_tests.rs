@@ -352,3 +352,11 @@ fn the_scan_walk_counts_only_real_markers() {
     assert_eq!(guard::check_jpeg_scans(&jpeg[..8]), Ok(1));
     assert_eq!(guard::check_jpeg_scans(&[0xff, 0xd8]), Ok(0));
 }
+
+proptest::proptest! {
+    #[test]
+    fn the_byte_walks_never_panic(tail in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..600)) {
+        let _ = guard::check_jpeg_scans(&[&[0xff, 0xd8][..], &tail].concat());
+        let _ = guard::check_gif_frames(&[&b"GIF89a"[..], &tail].concat());
+    }
+}
