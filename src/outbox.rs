@@ -157,7 +157,7 @@ mod tests {
 
     #[test]
     fn a_key_too_long_for_its_manifest_gets_one_at_a_fallback_key() {
-        let long = "k".repeat(1010);
+        let long = "k".repeat(1011);
         let key = manifest_key(&long);
         assert!(key.starts_with("_failed/") && key.ends_with("/manifest.json"));
         assert_eq!(key.len(), "_failed//manifest.json".len() + 64);

@@ -10,7 +10,14 @@ use std::io::Cursor;
 use image::metadata::Orientation;
 use image::{DynamicImage, ImageDecoder, ImageFormat, ImageReader};
 
+use super::guard;
 use super::{Limits, PipelineError};
+
+/// Most bytes the PNG decoder may allocate for itself: decompressed
+/// metadata (ICC profile, text) and its row buffers, not the image (which
+/// the limits on pixels bound). A real ICC profile is under 1 MB; a 1 MB
+/// file whose iCCP chunk inflates to 1 GiB stops here.
+pub const MAX_PNG_METADATA_BYTES: u64 = 16 * 1024 * 1024;
 
 /// What the header says, before any pixel is decoded.
 #[derive(Debug, Clone, Copy)]
@@ -20,6 +27,11 @@ pub struct Probe {
     pub width: u32,
     pub height: u32,
     pub orientation: Orientation,
+    /// libjpeg-turbo decodes it, so it can be shrunk on load.
+    pub scalable: bool,
+    /// Pixels the decoder holds besides the image: a GIF's first frame,
+    /// when it is smaller than the logical screen.
+    pub extra_pixels: u64,
 }
 
 impl Probe {
@@ -51,27 +63,79 @@ pub fn probe(bytes: &[u8], limits: &Limits) -> Result<Probe, PipelineError> {
             max_bytes: limits.max_bytes,
         });
     }
-    let reader = ImageReader::new(Cursor::new(bytes))
-        .with_guessed_format()
-        .map_err(|_| PipelineError::UnsupportedImage)?;
-    let format = reader.format().ok_or(PipelineError::UnsupportedImage)?;
-    let mut decoder = reader.into_decoder().map_err(|e| match e {
-        image::ImageError::Unsupported(_) => PipelineError::UnsupportedImage,
-        e => PipelineError::Corrupt(e.to_string()),
-    })?;
+    let (format, mut decoder) = open(bytes, limits)?;
     let (width, height) = decoder.dimensions();
     check_limits(width, height, limits)?;
-    // A broken EXIF block is not worth failing the image for.
-    let orientation = decoder.orientation().unwrap_or(Orientation::NoTransforms);
-    Ok(Probe {
+    let mut probe = Probe {
         format,
         width,
         height,
-        orientation,
-    })
+        // A broken EXIF block is not worth failing the image for.
+        orientation: decoder.orientation().unwrap_or(Orientation::NoTransforms),
+        scalable: false,
+        extra_pixels: 0,
+    };
+    match format {
+        ImageFormat::Jpeg => {
+            guard::check_jpeg_scans(bytes).map_err(PipelineError::DecodeLimit)?;
+            probe.scalable = turbo_colorspace(bytes).is_some();
+        }
+        ImageFormat::Gif => {
+            let first = guard::check_gif_frames(bytes).map_err(PipelineError::DecodeLimit)?;
+            if let Some(frame) = first.filter(|f| (f.width, f.height) != (width, height)) {
+                probe.extra_pixels = u64::from(frame.width) * u64::from(frame.height);
+            }
+        }
+        _ => {}
+    }
+    Ok(probe)
 }
 
-fn check_limits(width: u32, height: u32, limits: &Limits) -> Result<(), PipelineError> {
+/// A decoder for `bytes`, its allocations bounded by `limits`.
+pub(super) fn open<'a>(
+    bytes: &'a [u8],
+    limits: &Limits,
+) -> Result<(ImageFormat, Box<dyn ImageDecoder + 'a>), PipelineError> {
+    let mut reader = ImageReader::new(Cursor::new(bytes))
+        .with_guessed_format()
+        .map_err(|_| PipelineError::UnsupportedImage)?;
+    let format = reader.format().ok_or(PipelineError::UnsupportedImage)?;
+    let mut decoder_limits = image::Limits::default();
+    decoder_limits.max_alloc = Some(if format == ImageFormat::Png {
+        // The PNG decoder counts only its own buffers against this, and
+        // reads every chunk up to the pixels when it is made: the limit
+        // must be set before, here, not with `set_limits` after.
+        MAX_PNG_METADATA_BYTES
+    } else {
+        // Room for the decoded pixels at 16 bits x 4 channels, plus the
+        // decoder's own buffers.
+        limits.max_pixels * 8 + 64 * 1024 * 1024
+    });
+    reader.limits(decoder_limits);
+    let decoder = reader.into_decoder().map_err(|e| match e {
+        image::ImageError::Unsupported(_) => PipelineError::UnsupportedImage,
+        image::ImageError::Limits(e) => PipelineError::DecodeLimit(e.to_string()),
+        e => PipelineError::Corrupt(e.to_string()),
+    })?;
+    Ok((format, Box::new(decoder)))
+}
+
+/// The colour space libjpeg-turbo would decode the JPEG to, if it can.
+fn turbo_colorspace(bytes: &[u8]) -> Option<turbojpeg::PixelFormat> {
+    let header = turbojpeg::Decompressor::new()
+        .ok()?
+        .read_header(bytes)
+        .ok()?;
+    match header.colorspace {
+        turbojpeg::Colorspace::Gray => Some(turbojpeg::PixelFormat::GRAY),
+        turbojpeg::Colorspace::YCbCr | turbojpeg::Colorspace::RGB => {
+            Some(turbojpeg::PixelFormat::RGB)
+        }
+        _ => None,
+    }
+}
+
+pub(super) fn check_limits(width: u32, height: u32, limits: &Limits) -> Result<(), PipelineError> {
     if width > limits.max_width
         || height > limits.max_height
         || u64::from(width) * u64::from(height) > limits.max_pixels
@@ -120,6 +184,11 @@ pub fn decode(
 fn decode_turbo(bytes: &[u8], eighths: u8) -> Result<Option<DynamicImage>, PipelineError> {
     let tj = |e: turbojpeg::Error| PipelineError::Corrupt(e.to_string());
     let mut decompressor = turbojpeg::Decompressor::new().map_err(tj)?;
+    // `probe` counted the scans already; this keeps libjpeg-turbo to the
+    // same bound whoever calls it.
+    decompressor
+        .set_scan_limit(guard::MAX_JPEG_SCANS as u32)
+        .map_err(tj)?;
     if eighths < 8 {
         decompressor
             .set_scaling_factor(turbojpeg::ScalingFactor::new(usize::from(eighths), 8))
@@ -158,16 +227,12 @@ fn decode_turbo(bytes: &[u8], eighths: u8) -> Result<Option<DynamicImage>, Pipel
 }
 
 fn decode_generic(bytes: &[u8], limits: &Limits) -> Result<DynamicImage, PipelineError> {
-    let reader = ImageReader::new(Cursor::new(bytes))
-        .with_guessed_format()
-        .map_err(|_| PipelineError::UnsupportedImage)?;
-    let mut decoder = reader.into_decoder().map_err(corrupt)?;
-    let mut decoder_limits = image::Limits::default();
-    // Room for the decoded pixels at 16 bits x 4 channels, plus the decoder's own buffers.
-    decoder_limits.max_alloc = Some(limits.max_pixels * 8 + 64 * 1024 * 1024);
-    decoder.set_limits(decoder_limits).map_err(corrupt)?;
+    let (_, decoder) = open(bytes, limits)?;
     // Animated GIF and WebP: only the first frame is decoded.
-    DynamicImage::from_decoder(decoder).map_err(corrupt)
+    DynamicImage::from_decoder(decoder).map_err(|e| match e {
+        image::ImageError::Limits(e) => PipelineError::DecodeLimit(e.to_string()),
+        e => PipelineError::Corrupt(e.to_string()),
+    })
 }
 
 /// Every operation works on 8-bit gray, gray+alpha, RGB or RGBA.
@@ -188,8 +253,4 @@ fn to_8_bit(image: DynamicImage) -> DynamicImage {
 fn has_jpeg_end(bytes: &[u8]) -> bool {
     let tail = &bytes[bytes.len().saturating_sub(4096)..];
     tail.windows(2).any(|w| w == [0xff, 0xd9])
-}
-
-fn corrupt(e: image::ImageError) -> PipelineError {
-    PipelineError::Corrupt(e.to_string())
 }

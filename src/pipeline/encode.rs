@@ -34,7 +34,7 @@ pub(super) fn encode(image: &DynamicImage, format: Format) -> Result<Vec<u8>, St
                 let rgb = image.to_rgb8();
                 let encoder = webp::Encoder::from_rgb(rgb.as_raw(), w, h);
                 webp_encode(&encoder, quality)
-            };
+            }?;
             Ok(memory.to_vec())
         }
         Format::Gif => {
@@ -50,11 +50,18 @@ pub(super) fn encode(image: &DynamicImage, format: Format) -> Result<Vec<u8>, St
     }
 }
 
-fn webp_encode(encoder: &webp::Encoder<'_>, quality: WebPQuality) -> webp::WebPMemory {
+/// `encode_simple`, not `encode`: the latter unwraps libwebp's errors (a
+/// 16384-pixel side is `VP8_ENC_ERROR_BAD_DIMENSION`) into a panic.
+fn webp_encode(
+    encoder: &webp::Encoder<'_>,
+    quality: WebPQuality,
+) -> Result<webp::WebPMemory, String> {
     match quality {
-        WebPQuality::Lossy(q) => encoder.encode(f32::from(q)),
-        WebPQuality::Lossless => encoder.encode_lossless(),
+        // The same settings as `encode` and `encode_lossless`.
+        WebPQuality::Lossy(q) => encoder.encode_simple(false, f32::from(q)),
+        WebPQuality::Lossless => encoder.encode_simple(true, 75.0),
     }
+    .map_err(|e| format!("libwebp: {e:?}"))
 }
 
 /// libjpeg-turbo, 4:2:0 chroma (as libvips and most encoders default to).

@@ -8,7 +8,9 @@
 
 mod decode;
 mod encode;
+mod guard;
 mod ops;
+mod plan;
 mod watermark;
 
 use std::time::{Duration, Instant};
@@ -17,7 +19,8 @@ use image::{DynamicImage, ImageFormat};
 
 use crate::recipe::{Format, Op, Output, Recipe};
 
-/// Checked before any pixel is decoded.
+/// Checked before any pixel is decoded, on the source and (by [`plan`]) on
+/// every image a job makes from it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Limits {
     pub max_bytes: u64,
@@ -53,8 +56,27 @@ pub enum PipelineError {
         max_height: u32,
         max_pixels: u64,
     },
+    #[error(
+        "output {output:?} would make a {width}x{height} image at step {step} ({op}); the limit is {max_width}x{max_height} and {max_pixels} pixels"
+    )]
+    StepTooLarge {
+        output: String,
+        /// Counted from 1, as written in the recipe.
+        step: usize,
+        op: &'static str,
+        width: u32,
+        height: u32,
+        max_width: u32,
+        max_height: u32,
+        max_pixels: u64,
+    },
     #[error("the file is {bytes} bytes; the limit is {max_bytes}")]
     TooManyBytes { bytes: u64, max_bytes: u64 },
+    /// A bound on the decoders' own work: metadata size, JPEG scans, GIF frames.
+    #[error("the image exceeds a decoding limit: {0}")]
+    DecodeLimit(String),
+    #[error("the recipe needs {work} units of work on this image; the limit is {max}")]
+    TooExpensive { work: u64, max: u64 },
     #[error("the image could not be decoded: {0}")]
     Corrupt(String),
     #[error("output {output:?} could not be encoded: {reason}")]
@@ -74,9 +96,11 @@ impl PipelineError {
     pub fn code(&self) -> &'static str {
         match self {
             PipelineError::UnsupportedImage => "unsupported_image",
-            PipelineError::TooManyPixels { .. } | PipelineError::TooManyBytes { .. } => {
-                "image_too_large"
-            }
+            PipelineError::TooManyPixels { .. }
+            | PipelineError::StepTooLarge { .. }
+            | PipelineError::TooManyBytes { .. }
+            | PipelineError::DecodeLimit(_) => "image_too_large",
+            PipelineError::TooExpensive { .. } => "recipe_too_expensive",
             PipelineError::Corrupt(_) => "corrupt_image",
             PipelineError::Encode { .. } => "encode_failed",
             PipelineError::CropOutside { .. } => "crop_outside_image",
@@ -104,7 +128,10 @@ pub struct Rendition {
     pub bytes: Vec<u8>,
 }
 
-pub use decode::Probe;
+use decode::check_limits;
+pub use decode::{MAX_PNG_METADATA_BYTES, Probe};
+pub use guard::MAX_JPEG_SCANS;
+pub use plan::{OutputPlan, Plan, WEBP_MAX_DIMENSION, plan};
 
 /// Read the header (format, size, orientation) and check the limits, without
 /// decoding pixels.
@@ -115,23 +142,20 @@ pub fn probe(bytes: &[u8], limits: &Limits) -> Result<Probe, PipelineError> {
 /// Decode `bytes` at full size, refusing anything over `limits` before
 /// pixels are allocated, and apply the EXIF orientation.
 pub fn decode(bytes: &[u8], limits: &Limits) -> Result<Source, PipelineError> {
-    decode_for(bytes, limits, &[])
+    let probe = decode::probe(bytes, limits)?;
+    decode_at(bytes, &probe, 8, limits)
 }
 
-/// Decode once for all of `outputs`: as small as the largest of them allows.
-fn decode_for(bytes: &[u8], limits: &Limits, outputs: &[Output]) -> Result<Source, PipelineError> {
-    let probe = decode::probe(bytes, limits)?;
+/// Decode at `eighths`/8 of the full size (a [`Plan`]'s choice: as small as
+/// the largest output allows).
+fn decode_at(
+    bytes: &[u8],
+    probe: &Probe,
+    eighths: u8,
+    limits: &Limits,
+) -> Result<Source, PipelineError> {
     let full_size = probe.upright();
-    let eighths = if probe.format == ImageFormat::Jpeg && !outputs.is_empty() {
-        outputs
-            .iter()
-            .map(|o| eighths_needed(full_size, o))
-            .max()
-            .unwrap_or(8)
-    } else {
-        8
-    };
-    let image = decode::decode(bytes, &probe, eighths, limits)?;
+    let image = decode::decode(bytes, probe, eighths, limits)?;
     Ok(Source {
         image,
         format: probe.format,
@@ -245,7 +269,12 @@ pub fn run_timed(
         height = tracing::field::Empty
     );
     let started = Instant::now();
-    let source = span.in_scope(|| decode_for(bytes, limits, &recipe.outputs))?;
+    let source = span.in_scope(|| {
+        let probe = decode::probe(bytes, limits)?;
+        // Every size and the work are known before a pixel is decoded.
+        let plan = plan(&probe, recipe, limits)?;
+        decode_at(bytes, &probe, plan.eighths, limits)
+    })?;
     times.decode = started.elapsed();
     span.record("format", source.format.extensions_str()[0]);
     span.record("width", source.full_size.0);

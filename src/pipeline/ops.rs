@@ -66,6 +66,15 @@ pub(crate) fn target_size(src: (u32, u32), r: &Resize) -> (u32, u32) {
     }
 }
 
+/// The size a resize produces, after any cover crop.
+pub(crate) fn resized_size(nominal: (u32, u32), r: &Resize) -> (u32, u32) {
+    let (w, h) = target_size(nominal, r);
+    match (r.fit, r.width, r.height) {
+        (Fit::Cover, Some(bw), Some(bh)) => (bw.min(w), bh.min(h)),
+        _ => (w, h),
+    }
+}
+
 /// Lanczos3 through `fast_image_resize` (SIMD, alpha premultiplied). A
 /// cover crop is taken from the source, so only the kept pixels are resampled.
 fn resize(
@@ -74,10 +83,7 @@ fn resize(
     r: &Resize,
 ) -> Result<DynamicImage, PipelineError> {
     let (w, h) = target_size(nominal, r);
-    let (out_w, out_h) = match (r.fit, r.width, r.height) {
-        (Fit::Cover, Some(bw), Some(bh)) => (bw.min(w), bh.min(h)),
-        _ => (w, h),
-    };
+    let (out_w, out_h) = resized_size(nominal, r);
     if (out_w, out_h) == (image.width(), image.height()) && (w, h) == (out_w, out_h) {
         return Ok(image.clone());
     }
@@ -105,9 +111,9 @@ fn resize(
     Ok(out)
 }
 
-/// The part of `c` that lies inside the image; an error if none does.
-fn crop(image: &DynamicImage, c: &Crop) -> Result<DynamicImage, PipelineError> {
-    let (w, h) = (image.width(), image.height());
+/// The size of the part of `c` that lies inside a `(w, h)` image; an error
+/// if none does.
+pub(crate) fn cropped_size((w, h): (u32, u32), c: &Crop) -> Result<(u32, u32), PipelineError> {
     if c.x >= w || c.y >= h {
         return Err(PipelineError::CropOutside {
             crop: format!("{}x{}+{}+{}", c.width, c.height, c.x, c.y),
@@ -115,7 +121,12 @@ fn crop(image: &DynamicImage, c: &Crop) -> Result<DynamicImage, PipelineError> {
             height: h,
         });
     }
-    Ok(image.crop_imm(c.x, c.y, c.width.min(w - c.x), c.height.min(h - c.y)))
+    Ok((c.width.min(w - c.x), c.height.min(h - c.y)))
+}
+
+fn crop(image: &DynamicImage, c: &Crop) -> Result<DynamicImage, PipelineError> {
+    let (w, h) = cropped_size((image.width(), image.height()), c)?;
+    Ok(image.crop_imm(c.x, c.y, w, h))
 }
 
 /// Rec. 709 luma of the sRGB values: `Y = 0.2126 R + 0.7152 G + 0.0722 B`,

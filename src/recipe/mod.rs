@@ -16,12 +16,14 @@
 //! [`Recipe`]'s `Display` gives the canonical form, which parses back to
 //! the same value.
 
+mod cost;
 mod parse;
 mod preset;
 mod value;
 
 use std::fmt;
 
+pub use cost::{CostError, MAX_TOTAL_OPS, MAX_WORK, encode_work, op_work};
 pub use preset::{Presets, RecipeError, Resolved};
 pub use value::{ParseError, encode_text};
 

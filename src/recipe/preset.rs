@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use super::{ParseError, Recipe};
+use super::{CostError, ParseError, Recipe};
 
 /// Named recipes, and the one used when an upload names none.
 #[derive(Debug, Clone)]
@@ -27,6 +27,8 @@ pub enum RecipeError {
     UnknownPreset(String),
     #[error("give a recipe or a preset, not both")]
     Both,
+    #[error(transparent)]
+    TooExpensive(#[from] CostError),
 }
 
 impl RecipeError {
@@ -35,15 +37,21 @@ impl RecipeError {
         match self {
             RecipeError::Parse(_) | RecipeError::Both => "invalid_recipe",
             RecipeError::UnknownPreset(_) => "unknown_preset",
+            RecipeError::TooExpensive(_) => "recipe_too_expensive",
         }
     }
 }
 
 impl Presets {
-    /// `default` must name one of `map`'s presets.
+    /// `default` must name one of `map`'s presets, and every preset must
+    /// pass [`Recipe::check_cost`] (a preset too expensive to run is a
+    /// configuration error, found at start-up).
     pub fn new(map: BTreeMap<String, Recipe>, default: String) -> Result<Presets, RecipeError> {
         if !map.contains_key(&default) {
             return Err(RecipeError::UnknownPreset(default));
+        }
+        for recipe in map.values() {
+            recipe.check_cost()?;
         }
         Ok(Presets { map, default })
     }
@@ -60,10 +68,14 @@ impl Presets {
     ) -> Result<Resolved, RecipeError> {
         match (recipe, preset) {
             (Some(_), Some(_)) => Err(RecipeError::Both),
-            (Some(text), None) => Ok(Resolved {
-                recipe: Recipe::parse(text)?,
-                preset: None,
-            }),
+            (Some(text), None) => {
+                let recipe = Recipe::parse(text)?;
+                recipe.check_cost()?;
+                Ok(Resolved {
+                    recipe,
+                    preset: None,
+                })
+            }
             (None, name) => {
                 let name = name.unwrap_or(&self.default);
                 let recipe = self

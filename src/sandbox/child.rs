@@ -114,8 +114,10 @@ fn work(
         Ok(recipe) => recipe,
         Err(e) => return reply(stdout, &failed("invalid_recipe", e.to_string()), &[]),
     };
-    let peak_pixels = match pipeline::probe(bytes, &request.limits) {
-        Ok(probe) => u64::from(probe.width) * u64::from(probe.height),
+    let planned = pipeline::probe(bytes, &request.limits)
+        .and_then(|probe| pipeline::plan(&probe, &recipe, &request.limits));
+    let peak_pixels = match planned {
+        Ok(plan) => plan.peak_pixels,
         Err(e) => return reply(stdout, &failed(e.code(), e.to_string()), &[]),
     };
     reply(stdout, &Reply::Planned { peak_pixels }, &[])?;
