@@ -16,7 +16,7 @@
 use std::io;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
@@ -95,11 +95,12 @@ pub async fn run(
             }
         });
         let connection = graceful.watch(builder.serve_connection(io, service).into_owned());
-        let idle_timeout = settings.idle_timeout;
+        let (idle_timeout, header_timeout) = (settings.idle_timeout, settings.header_read_timeout);
         tokio::spawn(async move {
             tokio::pin!(connection);
             loop {
-                let wait = idle_timeout.map(|limit| limit.saturating_sub(activity.idle_for()));
+                let limit = silence_limit(&activity, idle_timeout, header_timeout);
+                let wait = limit.map(|limit| limit.saturating_sub(activity.idle_for()));
                 tokio::select! {
                     result = &mut connection => {
                         if let Err(error) = result {
@@ -110,7 +111,8 @@ pub async fn run(
                     () = sleep_or_never(wait) => {
                         // Dropping the connection closes the socket; with no
                         // request being answered, no answer is lost.
-                        if activity.busy() == 0 && idle_timeout.is_some_and(|t| activity.idle_for() >= t) {
+                        let limit = silence_limit(&activity, idle_timeout, header_timeout);
+                        if activity.busy() == 0 && limit.is_some_and(|t| activity.idle_for() >= t) {
                             tracing::debug!("closing an idle connection");
                             break;
                         }
@@ -123,6 +125,22 @@ pub async fn run(
     drop(listener);
     graceful.shutdown().await;
     Ok(())
+}
+
+/// How long this connection may stay silent. Before its first request,
+/// the header-read timeout too: hyper's timer starts only once the first
+/// bytes have told HTTP/1 from HTTP/2, so a client that connects and sends
+/// nothing would otherwise keep its slot for the whole idle timeout.
+fn silence_limit(
+    activity: &Activity,
+    idle: Option<Duration>,
+    header: Option<Duration>,
+) -> Option<Duration> {
+    if activity.served.load(Ordering::Relaxed) {
+        idle
+    } else {
+        [idle, header].into_iter().flatten().min()
+    }
 }
 
 async fn sleep_or_never(wait: Option<Duration>) {
@@ -140,6 +158,8 @@ struct Activity {
     opened: Instant,
     last_millis: AtomicU64,
     answering: AtomicUsize,
+    /// A request has reached the router.
+    served: AtomicBool,
 }
 
 impl Activity {
@@ -148,6 +168,7 @@ impl Activity {
             opened: Instant::now(),
             last_millis: AtomicU64::new(0),
             answering: AtomicUsize::new(0),
+            served: AtomicBool::new(false),
         }
     }
 
@@ -173,6 +194,7 @@ struct Answering(Arc<Activity>);
 impl Answering {
     fn start(activity: &Arc<Activity>) -> Answering {
         activity.answering.fetch_add(1, Ordering::Relaxed);
+        activity.served.store(true, Ordering::Relaxed);
         Answering(Arc::clone(activity))
     }
 }

@@ -245,42 +245,37 @@ async fn ten_parallel_50_mb_old_api_uploads_keep_the_api_within_its_memory_budge
             http.post(url).multipart(form).send().await
         }));
     }
-    // Every upload is in the inbox once the API has read and stored it.
-    let inbox = &app.resources.inbox;
-    let started = Instant::now();
-    let stored = loop {
-        let listing = app
-            .clients
-            .s3
-            .list_objects_v2()
-            .bucket(inbox)
-            .prefix("api/")
-            .send()
+    // No worker runs, so a stored upload answers 504 after its wait for
+    // the job; one that found no room in the budget for 20 s answers 503.
+    let (mut stored, mut busy) = (0, 0);
+    for upload in uploads {
+        let response = tokio::time::timeout(Duration::from_secs(240), upload)
             .await
+            .expect("every upload answers")
+            .unwrap()
             .unwrap();
-        let stored = listing.contents().len();
-        if stored == UPLOADS || started.elapsed() > Duration::from_secs(120) {
-            break stored;
+        let status = response.status().as_u16();
+        let body: serde_json::Value = response.json().await.unwrap();
+        match (status, body["code"].as_str()) {
+            (504, Some("timeout")) => stored += 1,
+            (503, Some("busy")) => busy += 1,
+            other => panic!("unexpected answer {other:?}: {body}"),
         }
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    };
+    }
     let peak = vm_hwm(child.id());
     child.kill().unwrap();
     child.wait().unwrap();
-    for upload in uploads {
-        upload.abort();
-    }
     let budget = imgflow::config::DEFAULT_LEGACY_UPLOAD_MEMORY;
     // The budget holds the upload bytes; the rest is the process itself
     // (runtime, SDK clients, buffers of the requests waiting their turn).
     let overhead = 128 * 1024 * 1024;
     eprintln!(
-        "imgflow api VmHWM: {} MiB before, {} MiB after {UPLOADS} x {SIZE} B uploads (budget {} MiB)",
+        "imgflow api VmHWM: {} MiB before, {} MiB after {UPLOADS} x {SIZE} B uploads ({stored} stored, {busy} busy; budget {} MiB)",
         before >> 20,
         peak >> 20,
         budget >> 20
     );
-    assert_eq!(stored, UPLOADS, "uploads in the inbox after 120 s");
+    assert!(stored >= 5, "only {stored} uploads stored ({busy} busy)");
     assert!(
         peak < budget + overhead,
         "VmHWM {} MiB over the {} MiB budget + {} MiB",
