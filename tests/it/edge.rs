@@ -284,3 +284,63 @@ async fn ten_parallel_50_mb_old_api_uploads_keep_the_api_within_its_memory_budge
         overhead >> 20
     );
 }
+
+#[tokio::test]
+async fn the_old_api_lists_the_newest_results_first_past_one_listing_page() {
+    let app = TestApp::spawn_with(api_only()).await;
+    // 1,100 finished images, more than one ListObjects page, newest first by
+    // key; and one with a UUID key from before, the oldest.
+    let now = std::time::SystemTime::now();
+    let ids: Vec<String> = (0..1100u64)
+        .map(|i| {
+            imgflow::inbox::new_legacy_id(now - Duration::from_millis(i), uuid::Uuid::new_v4())
+        })
+        .collect();
+    let old = uuid::Uuid::new_v4().to_string();
+    let mut keys: Vec<String> = ids
+        .iter()
+        .map(|id| format!("api/n/{id}/a.png/manifest.json"))
+        .collect();
+    keys.push(format!("api/{old}/a.png/manifest.json"));
+    let s3 = app.clients.s3.clone();
+    let outbox = app.resources.outbox.clone();
+    let mut puts = tokio::task::JoinSet::new();
+    for chunk in keys.chunks(64) {
+        let (s3, outbox, chunk) = (s3.clone(), outbox.clone(), chunk.to_vec());
+        puts.spawn(async move {
+            for key in chunk {
+                s3.put_object()
+                    .bucket(&outbox)
+                    .key(key)
+                    .body(b"{}".to_vec().into())
+                    .send()
+                    .await
+                    .unwrap();
+            }
+        });
+    }
+    puts.join_all().await;
+
+    let first = app.get_json("/api/images?page=0&size=5").await;
+    assert_eq!(first["total"], 1101, "{first}");
+    assert_eq!(first["hasMore"], false);
+    let listed: Vec<&str> = first["images"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["imageKey"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        listed,
+        ids[..5].iter().map(String::as_str).collect::<Vec<_>>()
+    );
+    let last = app.get_json("/api/images?page=220&size=5").await;
+    assert_eq!(last["images"][0]["imageKey"], old.as_str(), "{last}");
+    let too_deep = app
+        .http
+        .get(format!("{}/api/images?page=100&size=100", app.api))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(too_deep.status(), 400);
+}

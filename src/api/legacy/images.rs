@@ -70,8 +70,7 @@ pub struct ImageList {
     pub images: Vec<ListedImage>,
     pub page: usize,
     pub size: usize,
-    /// Finished images counted: all of them when `hasMore` is false, else
-    /// those up to this page (counting all would list the whole outbox).
+    /// Finished images: all of them, or [`MAX_LISTED`] when `hasMore`.
     pub total: usize,
     /// Whether older images exist past the ones counted.
     pub has_more: bool,
@@ -85,15 +84,15 @@ pub struct ListedImage {
     pub last_modified: String,
 }
 
-/// How deep pages go: each request lists at most this many results (about
-/// 20 ListObjects calls), however large the outbox.
+/// How deep pages go and how far `total` counts: each request lists at most
+/// this many results (about 20 ListObjects calls), however large the outbox.
 pub const MAX_LISTED: usize = 10_000;
 
 /// `GET /api/images?page=0&size=20`: finished results, newest first.
 ///
 /// Image keys sort newest first (see [`inbox::new_legacy_id`]), so the
-/// outbox lists them in time order and a page needs only the listing pages
-/// up to it. Images from before that scheme (UUID keys) follow all newer
+/// outbox lists them in time order: the newest [`MAX_LISTED`] are the first
+/// listing pages, whatever the outbox holds. Images from before that scheme (UUID keys) follow all newer
 /// ones, sorted by their time.
 #[utoipa::path(get, path = "/api/images", params(Page),
     responses(
@@ -112,24 +111,26 @@ pub async fn list(
             "`size` must be 1 to 100",
         ));
     }
-    let want = page
+    let deepest = page
         .page
         .checked_mul(page.size)
-        .and_then(|n| n.checked_add(page.size))
-        .filter(|&n| n <= MAX_LISTED)
-        .ok_or_else(|| {
-            ApiError::bad_request(
-                "invalid_request",
-                format!("only the newest {MAX_LISTED} images are listed: lower `page` or `size`"),
-            )
-        })?;
-    let (mut done, mut has_more) = newest_first(&state, want).await?;
+        .and_then(|n| n.checked_add(page.size));
+    if deepest.is_none_or(|n| n > MAX_LISTED) {
+        return Err(ApiError::bad_request(
+            "invalid_request",
+            format!("only the newest {MAX_LISTED} images are listed: lower `page` or `size`"),
+        ));
+    }
+    // Counted up to MAX_LISTED, so `total` stays what the old service said
+    // (the number of images) for any outbox of up to that many.
+    let (mut done, mut has_more) = newest_first(&state, MAX_LISTED).await?;
     if !has_more {
         // The newer scheme is exhausted: the older UUID keys come next.
         let mut older = uuid_keyed(&state).await?;
         older.sort_by(|a, b| b.cmp(a));
-        has_more = done.len() + older.len() > want;
         done.extend(older.into_iter().map(|(secs, id)| (id, secs)));
+        has_more = done.len() > MAX_LISTED;
+        done.truncate(MAX_LISTED);
     }
     let total = done.len();
     let images = done
