@@ -37,6 +37,20 @@ pub const DEFAULT_UPLOAD_EXPIRY_SECS: u64 = 900;
 pub const DEFAULT_DOWNLOAD_EXPIRY_SECS: u64 = 3600;
 /// Longest lifetime of a presigned upload URL, whatever is configured.
 pub const MAX_UPLOAD_EXPIRY_SECS: u64 = 3600;
+/// Longest lifetime of a presigned download URL: SigV4 refuses to sign for
+/// more than 7 days.
+pub const MAX_DOWNLOAD_EXPIRY_SECS: u64 = 7 * 24 * 3600;
+/// Seconds a client has to send a request's headers (HTTP/1), counted from
+/// when the server waits for them, so it also ends idle keep-alive waits.
+pub const DEFAULT_HEADER_READ_TIMEOUT_SECS: u64 = 10;
+/// Seconds a connection may move no bytes, with no request being answered,
+/// before the API closes it (HTTP/1 and HTTP/2).
+pub const DEFAULT_IDLE_TIMEOUT_SECS: u64 = 60;
+/// Connections the API holds open at once; more wait in the listen backlog.
+pub const DEFAULT_MAX_CONNECTIONS: usize = 512;
+/// Upload bytes the old multipart API holds in memory at once, all requests
+/// together: half the API's 512 MiB Kubernetes limit.
+pub const DEFAULT_LEGACY_UPLOAD_MEMORY: u64 = 256 * 1024 * 1024;
 
 /// Where S3 and SQS are.
 #[derive(Args, Debug, Clone)]
@@ -196,11 +210,50 @@ pub struct ApiConfig {
     #[arg(long = "api-key-sha256", env = "IMGFLOW_API_KEY_SHA256", value_delimiter = ' ',
           value_parser = parse_key_hash)]
     pub api_key_hashes: Vec<KeyHash>,
+
+    /// Seconds a client has to send a request's headers, idle keep-alive included (0: no limit)
+    #[arg(long, env = "IMGFLOW_HEADER_READ_TIMEOUT", default_value_t = DEFAULT_HEADER_READ_TIMEOUT_SECS)]
+    pub header_read_timeout_secs: u64,
+
+    /// Seconds a connection may stay silent, with no request in progress, before it is closed (0: no limit)
+    #[arg(long, env = "IMGFLOW_IDLE_TIMEOUT", default_value_t = DEFAULT_IDLE_TIMEOUT_SECS)]
+    pub idle_timeout_secs: u64,
+
+    /// Connections held open at once; keep it well under the file descriptor limit
+    #[arg(long, env = "IMGFLOW_MAX_CONNECTIONS", default_value_t = DEFAULT_MAX_CONNECTIONS,
+          value_parser = parse_connections)]
+    pub max_connections: usize,
+
+    /// Bytes of uploads the old multipart API (/api/images/upload/*) holds in memory at once
+    #[arg(long, env = "IMGFLOW_LEGACY_UPLOAD_MEMORY", default_value_t = DEFAULT_LEGACY_UPLOAD_MEMORY)]
+    pub legacy_upload_memory: u64,
+}
+
+impl Default for ApiConfig {
+    fn default() -> Self {
+        ApiConfig {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            upload_expiry_secs: DEFAULT_UPLOAD_EXPIRY_SECS,
+            download_expiry_secs: DEFAULT_DOWNLOAD_EXPIRY_SECS,
+            api_key_hashes: vec![],
+            header_read_timeout_secs: DEFAULT_HEADER_READ_TIMEOUT_SECS,
+            idle_timeout_secs: DEFAULT_IDLE_TIMEOUT_SECS,
+            max_connections: DEFAULT_MAX_CONNECTIONS,
+            legacy_upload_memory: DEFAULT_LEGACY_UPLOAD_MEMORY,
+        }
+    }
 }
 
 /// The SHA-256 of an API key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct KeyHash(pub [u8; 32]);
+
+fn parse_connections(s: &str) -> Result<usize, String> {
+    match s.trim().parse::<usize>() {
+        Ok(n) if n >= 1 => Ok(n),
+        _ => Err("expected a number of connections, at least 1".into()),
+    }
+}
 
 fn parse_key_hash(s: &str) -> Result<KeyHash, String> {
     let s = s.trim();
@@ -231,8 +284,20 @@ impl ApiConfig {
     pub fn upload_expiry(&self) -> Duration {
         Duration::from_secs(self.upload_expiry_secs.clamp(1, MAX_UPLOAD_EXPIRY_SECS))
     }
+    /// Capped at SigV4's 7 days: a longer expiry cannot be signed, and
+    /// every finished job would answer 503.
     pub fn download_expiry(&self) -> Duration {
-        Duration::from_secs(self.download_expiry_secs)
+        Duration::from_secs(self.download_expiry_secs.clamp(1, MAX_DOWNLOAD_EXPIRY_SECS))
+    }
+
+    /// `None` when configured as 0 (no limit).
+    pub fn header_read_timeout(&self) -> Option<Duration> {
+        Some(Duration::from_secs(self.header_read_timeout_secs)).filter(|d| !d.is_zero())
+    }
+
+    /// `None` when configured as 0 (no limit).
+    pub fn idle_timeout(&self) -> Option<Duration> {
+        Some(Duration::from_secs(self.idle_timeout_secs)).filter(|d| !d.is_zero())
     }
 }
 
@@ -349,9 +414,7 @@ mod tests {
     fn without_api_keys_the_api_listens_on_loopback_only() {
         let mut api = ApiConfig {
             listen: "0.0.0.0:8080".parse().unwrap(),
-            upload_expiry_secs: 900,
-            download_expiry_secs: 3600,
-            api_key_hashes: vec![],
+            ..ApiConfig::default()
         };
         assert_eq!(api.effective_listen(), "127.0.0.1:8080".parse().unwrap());
         api.api_key_hashes = vec![parse_key_hash(&"ab".repeat(32)).unwrap()];
@@ -359,6 +422,10 @@ mod tests {
         assert!(parse_key_hash("not-hex").is_err());
         api.upload_expiry_secs = 86_400;
         assert_eq!(api.upload_expiry().as_secs(), MAX_UPLOAD_EXPIRY_SECS);
+        api.download_expiry_secs = 700_000;
+        assert_eq!(api.download_expiry().as_secs(), MAX_DOWNLOAD_EXPIRY_SECS);
+        api.download_expiry_secs = 0;
+        assert_eq!(api.download_expiry().as_secs(), 1);
     }
 
     #[test]

@@ -109,13 +109,20 @@ async fn describe(clients: &Clients, res: &Resources, message: &Message) -> Entr
 /// `imgflow dlq list`: print what [`list`] finds.
 pub async fn print_list(clients: &Clients, res: &Resources, max: usize) -> anyhow::Result<()> {
     let entries = list(clients, res, max).await?;
+    // Keys are anyone's bytes (a decoded `%0A%1B[31m` is a newline and an
+    // escape sequence): print them escaped, so no key can forge a line.
     for e in &entries {
+        let objects: Vec<String> = e
+            .objects
+            .iter()
+            .map(|o| o.escape_debug().to_string())
+            .collect();
         println!(
             "{}  receives={}  objects=[{}]\n    {}",
-            e.message_id,
+            e.message_id.escape_debug(),
             e.receives,
-            e.objects.join(", "),
-            e.reason
+            objects.join(", "),
+            e.reason.escape_debug()
         );
     }
     println!("{} message(s) in {}", entries.len(), res.dlq());

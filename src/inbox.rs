@@ -25,19 +25,54 @@ pub fn job_prefix(job_id: Uuid) -> String {
 /// Where the old synchronous API (`/api/images/...`) puts its uploads.
 pub const LEGACY_PREFIX: &str = "api/";
 
-/// Folder of one old-API upload, named by its image key.
-pub fn legacy_prefix(image_id: Uuid) -> String {
-    format!("{LEGACY_PREFIX}{image_id}/")
+/// Where old-API uploads go since image keys sort newest first: S3 lists
+/// keys in ascending order, so the first listing page is the newest results.
+/// (`n` sorts after every hex digit, so these never mix with the UUID
+/// folders of earlier uploads.)
+pub const LEGACY_NEWEST_FIRST: &str = "api/n/";
+
+/// A new old-API image key: 16 hex digits of `u64::MAX` minus the Unix time
+/// in milliseconds (so a later upload sorts first), a dash and 8 random hex
+/// digits (uploads in the same millisecond).
+pub fn new_legacy_id(now: std::time::SystemTime, random: Uuid) -> String {
+    let millis = now
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+    let random = random.simple().to_string();
+    format!("{:016x}-{}", u64::MAX - millis, &random[..8])
 }
 
-/// The inbox key of an old-API upload: `api/<image id>/<clean file name>`.
-pub fn legacy_key(image_id: Uuid, filename: &str) -> String {
-    format!("{}{}", legacy_prefix(image_id), clean_filename(filename))
+fn is_newest_first_id(id: &str) -> bool {
+    let hex = |s: &str| s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
+    matches!(id.split_once('-'), Some((time, random))
+        if time.len() == 16 && random.len() == 8 && hex(time) && hex(random))
 }
 
-/// The image id of an old-API key or of anything in its outbox folder.
+/// Folder of one old-API upload, from its image key: a newest-first key
+/// (`api/n/<key>/`) or a UUID handed out before them (`api/<uuid>/`).
+/// `None` for anything else, so a client's string never becomes a prefix.
+pub fn legacy_prefix(image_id: &str) -> Option<String> {
+    if is_newest_first_id(image_id) {
+        Some(format!("{LEGACY_NEWEST_FIRST}{image_id}/"))
+    } else {
+        let uuid = Uuid::parse_str(image_id).ok()?;
+        Some(format!("{LEGACY_PREFIX}{uuid}/"))
+    }
+}
+
+/// The inbox key of an old-API upload: `api/n/<image id>/<clean file name>`.
+pub fn legacy_key(image_id: &str, filename: &str) -> String {
+    let folder = legacy_prefix(image_id).expect("a key made by new_legacy_id");
+    format!("{folder}{}", clean_filename(filename))
+}
+
+/// The image id of an old-API key (either scheme) or of anything in its
+/// outbox folder.
 pub fn legacy_id(key: &str) -> Option<&str> {
-    key.strip_prefix(LEGACY_PREFIX)?.split('/').next()
+    let rest = key
+        .strip_prefix(LEGACY_NEWEST_FIRST)
+        .or_else(|| key.strip_prefix(LEGACY_PREFIX))?;
+    rest.split('/').next()
 }
 
 /// The inbox key the API chooses for an upload: the job's folder and a
@@ -96,11 +131,35 @@ mod tests {
 
     #[test]
     fn old_api_keys_live_in_their_own_folder() {
-        let id = Uuid::nil();
-        let key = legacy_key(id, "a b.png");
-        assert_eq!(key, "api/00000000-0000-0000-0000-000000000000/a-b.png");
-        assert_eq!(legacy_id(&key), Some(&*id.to_string()));
+        let at = std::time::UNIX_EPOCH + std::time::Duration::from_millis(1);
+        let id = new_legacy_id(at, Uuid::nil());
+        assert_eq!(id, "fffffffffffffffe-00000000");
+        let key = legacy_key(&id, "a b.png");
+        assert_eq!(key, "api/n/fffffffffffffffe-00000000/a-b.png");
+        assert_eq!(legacy_id(&key), Some(&*id));
         assert_eq!(legacy_id("uploads/x/y"), None);
+        // Keys handed out before: UUID folders right under api/.
+        let old = Uuid::new_v4().to_string();
+        assert_eq!(legacy_prefix(&old), Some(format!("api/{old}/")));
+        assert_eq!(
+            legacy_id(&format!("api/{old}/x.png/manifest.json")),
+            Some(&*old)
+        );
+        assert_eq!(legacy_prefix("../x"), None);
+        assert_eq!(legacy_prefix("n"), None);
+    }
+
+    #[test]
+    fn later_old_api_uploads_sort_first_and_after_no_uuid_folder() {
+        let t = std::time::SystemTime::now();
+        let earlier = legacy_key(&new_legacy_id(t, Uuid::new_v4()), "a.png");
+        let later = legacy_key(
+            &new_legacy_id(t + std::time::Duration::from_millis(1), Uuid::new_v4()),
+            "a.png",
+        );
+        assert!(later < earlier);
+        let uuid_folder = "api/ffffffff-ffff-ffff-ffff-ffffffffffff/a.png".to_owned();
+        assert!(uuid_folder < later);
     }
 
     #[test]

@@ -64,6 +64,15 @@ pub struct Finished {
     pub last_modified: i64,
 }
 
+/// One page of [`Store::finished_page`].
+pub struct FinishedPage {
+    pub finished: Vec<Finished>,
+    /// The page's last key, finished or not.
+    pub last_key: Option<String>,
+    /// The next page's continuation token; `None` after the last page.
+    pub next: Option<String>,
+}
+
 /// An S3 "no such key / bucket / object": the one test of "not found".
 fn not_found<E>(err: &SdkError<E, HttpResponse>) -> bool {
     status(err) == Some(404)
@@ -278,15 +287,26 @@ impl Store {
     /// Finished jobs under `prefix` (keys ending in `/manifest.json`), from
     /// one listing page.
     pub async fn finished_under(&self, prefix: &str) -> anyhow::Result<Vec<Finished>> {
+        Ok(self.finished_page(prefix, None).await?.finished)
+    }
+
+    /// One listing page (up to 1,000 keys, in key order) under `prefix`:
+    /// the finished jobs on it, its last key, and the token of the next.
+    pub async fn finished_page(
+        &self,
+        prefix: &str,
+        token: Option<String>,
+    ) -> anyhow::Result<FinishedPage> {
         let listing = self
             .s3
             .list_objects_v2()
             .bucket(&self.outbox)
             .prefix(prefix)
+            .set_continuation_token(token)
             .send()
             .await
             .with_context(|| format!("listing s3://{}/{prefix}", self.outbox))?;
-        Ok(listing
+        let finished = listing
             .contents()
             .iter()
             .filter_map(|object| {
@@ -296,7 +316,20 @@ impl Store {
                     last_modified: object.last_modified().map_or(0, |t| t.secs()),
                 })
             })
-            .collect())
+            .collect();
+        Ok(FinishedPage {
+            finished,
+            last_key: listing
+                .contents()
+                .last()
+                .and_then(|o| o.key())
+                .map(str::to_owned),
+            next: listing
+                .is_truncated()
+                .unwrap_or(false)
+                .then(|| listing.next_continuation_token().map(str::to_owned))
+                .flatten(),
+        })
     }
 
     /// An outbox object as a byte stream; `None` when there is none.

@@ -133,7 +133,7 @@ fn problem(status: StatusCode, code: &str, detail: &str) -> Response {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         if let Some(cause) = &self.cause {
-            error!(message = "Request failed", error = format!("{cause:#}"));
+            error!(message = "Request failed", error = ?format!("{cause:#}"));
         }
         problem(self.status, self.code, &self.detail)
     }

@@ -10,6 +10,7 @@ mod jobs;
 pub(super) mod legacy;
 mod observe;
 pub mod openapi;
+mod server;
 mod uploads;
 
 use std::sync::Arc;
@@ -41,6 +42,8 @@ pub struct AppState {
     pub presets: Presets,
     pub limits: Limits,
     pub config: ApiConfig,
+    /// The old multipart API's upload bytes in memory (see `legacy::Budget`).
+    pub legacy_memory: legacy::Budget,
 }
 
 impl AppState {
@@ -53,6 +56,10 @@ impl AppState {
     ) -> AppState {
         AppState {
             store: Store::new(clients.s3.clone(), &resources),
+            legacy_memory: legacy::Budget::new(
+                config.legacy_upload_memory,
+                legacy_body_limit(&limits),
+            ),
             clients,
             resources,
             presets,
@@ -65,17 +72,19 @@ impl AppState {
 /// JSON bodies are small: a file name, a type, a size and a recipe.
 const MAX_JSON_BODY: usize = 16 * 1024;
 
+/// Multipart uploads carry the image itself: its limit plus room for the form.
+fn legacy_body_limit(limits: &Limits) -> usize {
+    usize::try_from(limits.max_bytes)
+        .unwrap_or(usize::MAX)
+        .saturating_add(64 * 1024)
+}
+
 /// No request may take longer (a job's `?wait=` is bounded well below it).
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
 
 pub fn router(state: Arc<AppState>) -> Router {
     metric::handle();
-    // Multipart uploads carry the image itself: its limit plus room for the form.
-    let form_limit = DefaultBodyLimit::max(
-        usize::try_from(state.limits.max_bytes)
-            .unwrap_or(usize::MAX)
-            .saturating_add(64 * 1024),
-    );
+    let form_limit = DefaultBodyLimit::max(legacy_body_limit(&state.limits));
     let legacy_uploads = Router::new()
         .route("/api/images/upload/resize", post(legacy::resize))
         .route("/api/images/upload/watermark", post(legacy::watermark))
@@ -150,9 +159,12 @@ pub async fn serve(
     } else {
         tracing::info!(%addr, keys = state.config.api_key_hashes.len(), "api listening; API keys required");
     }
-    axum::serve(listener, router(state))
-        .with_graceful_shutdown(shutdown.cancelled_owned())
-        .await
+    let settings = server::Settings {
+        header_read_timeout: state.config.header_read_timeout(),
+        idle_timeout: state.config.idle_timeout(),
+        max_connections: state.config.max_connections,
+    };
+    server::run(listener, router(state), settings, shutdown).await
 }
 
 /// Ready when both buckets and the queue answer.

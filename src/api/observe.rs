@@ -21,7 +21,9 @@ pub async fn observe(request: Request<Body>, next: Next) -> Response {
         .get::<MatchedPath>()
         .map_or("unmatched", MatchedPath::as_str)
         .to_owned();
-    let method = request.method().as_str().to_owned();
+    // Bounded too: the span name and the label carry `other` for a method
+    // the client made up, never its bytes.
+    let method = metric::method_label(request.method());
     let name = format!("{method} {route}");
     let span = tracing::info_span!(
         parent: None,

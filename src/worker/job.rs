@@ -68,8 +68,8 @@ impl Jobs {
         let started = Instant::now();
         let download = info_span!(
             "download",
-            bucket = %object.bucket,
-            key = %object.key,
+            bucket = ?object.bucket,
+            key = ?object.key,
             bytes = Empty
         );
         let fetched = self
@@ -206,7 +206,7 @@ impl Jobs {
             self.store
                 .put_output(&key, rendition.format.content_type(), rendition.bytes)
                 .instrument(
-                    info_span!("upload", output = %rendition.name, key = %key, bytes = size),
+                    info_span!("upload", output = %rendition.name, key = ?key, bytes = size),
                 )
                 .await?;
             metric::bytes_out(size);
@@ -295,7 +295,7 @@ impl Jobs {
         let key = crate::outbox::manifest_key(&manifest.source.key);
         self.store
             .put_manifest(manifest)
-            .instrument(info_span!("manifest", key = %key, status))
+            .instrument(info_span!("manifest", key = ?key, status))
             .await?;
         metric::stage("manifest", started.elapsed());
         Ok(())

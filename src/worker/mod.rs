@@ -156,7 +156,7 @@ impl Worker {
                     let wait = backoff.next();
                     warn!(
                         message = "Cannot reach the queue yet; retrying",
-                        error = format!("{error:#}"),
+                        error = ?format!("{error:#}"),
                         ?wait
                     );
                     tokio::select! {
@@ -321,7 +321,7 @@ impl Worker {
         for object in objects {
             if object.bucket != self.inbox {
                 // The loop guard: never act on the outbox or any other bucket.
-                warn!(message = "Ignoring an event from a bucket that is not the inbox", bucket = %object.bucket, key = %object.key);
+                warn!(message = "Ignoring an event from a bucket that is not the inbox", bucket = ?object.bucket, key = ?object.key);
                 continue;
             }
             let started = Instant::now();
@@ -335,9 +335,9 @@ impl Worker {
             metric::job_finished(outcome, code, started.elapsed());
             job.record("outcome", outcome);
             match result {
-                Ok(outcome) => info!(key = %object.key, ?outcome, "job finished"),
+                Ok(outcome) => info!(key = ?object.key, ?outcome, "job finished"),
                 Err(error) => {
-                    warn!(message = "Job failed for a reason that may pass; it will be retried", key = %object.key, error = format!("{error:#}"));
+                    warn!(message = "Job failed for a reason that may pass; it will be retried", key = ?object.key, error = ?format!("{error:#}"));
                     verdict = retry;
                 }
             }

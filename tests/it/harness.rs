@@ -108,12 +108,18 @@ impl TestApp {
     }
 
     pub async fn spawn_with(options: Options) -> TestApp {
+        TestApp::spawn_with_api(options, ApiConfig::default()).await
+    }
+
+    /// As [`TestApp::spawn_with`], with the API's server settings from
+    /// `api` (its listen address, keys and expiries come from `options`).
+    pub async fn spawn_with_api(options: Options, api: ApiConfig) -> TestApp {
         let clients = Clients::new(&aws_config()).await;
         let resources = fresh_resources();
         let queues = setup::setup(&clients, &resources, &options.queue)
             .await
             .expect("setup against LocalStack (is it running? scripts/localstack.sh start)");
-        TestApp::spawn_on(clients, resources, queues, options).await
+        TestApp::spawn_configured(clients, resources, queues, options, api).await
     }
 
     /// A worker and the API on resources made elsewhere (`infra.rs`: a
@@ -123,6 +129,16 @@ impl TestApp {
         resources: Resources,
         queues: SetupReport,
         options: Options,
+    ) -> TestApp {
+        TestApp::spawn_configured(clients, resources, queues, options, ApiConfig::default()).await
+    }
+
+    async fn spawn_configured(
+        clients: Clients,
+        resources: Resources,
+        queues: SetupReport,
+        options: Options,
+        api: ApiConfig,
     ) -> TestApp {
         spans();
         let limits = Limits::default();
@@ -149,6 +165,7 @@ impl TestApp {
                     .iter()
                     .map(|k| imgflow::config::KeyHash(sha256(k)))
                     .collect(),
+                ..api
             }),
             // The worker runs in this test binary; its sandbox children run imgflow.
             worker: options.worker.map(|mut worker| {
@@ -219,6 +236,41 @@ impl TestApp {
             command.env(k, v);
         }
         command.spawn().expect("start imgflow worker")
+    }
+
+    /// `imgflow api` as a child process on this app's resources, on a free
+    /// loopback port: the child and its `http://127.0.0.1:<port>`. Its log
+    /// goes to `target/test-logs/<inbox>-api-<n>.log`.
+    pub fn api_process(&self, env: &[(&str, &str)]) -> (std::process::Child, String) {
+        let logs = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/test-logs");
+        std::fs::create_dir_all(&logs).unwrap();
+        let log = logs.join(format!(
+            "{}-api-{}.log",
+            self.resources.inbox,
+            uuid::Uuid::new_v4().simple()
+        ));
+        // A port the OS just handed out and took back: free unless another
+        // process grabs it in between, which a test run can live with.
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_imgflow"));
+        command
+            .arg("api")
+            .env("IMGFLOW_INBOX", &self.resources.inbox)
+            .env("IMGFLOW_OUTBOX", &self.resources.outbox)
+            .env("IMGFLOW_QUEUE", &self.resources.queue)
+            .env("IMGFLOW_LISTEN", format!("127.0.0.1:{port}"))
+            .env("RUST_LOG", "imgflow=info")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap());
+        for (k, v) in env {
+            command.env(k, v);
+        }
+        let child = command.spawn().expect("start imgflow api");
+        (child, format!("http://127.0.0.1:{port}"))
     }
 
     /// `GET` a path of the API and parse the answer as JSON.

@@ -7,6 +7,7 @@ mod cli;
 mod crash;
 mod delivery;
 mod drop_in;
+mod edge;
 mod harness;
 mod hostile;
 mod infra;

@@ -16,7 +16,13 @@ pub struct Form {
     pub fields: HashMap<String, String>,
 }
 
-pub async fn read_form(mut multipart: Multipart, max_bytes: u64) -> Result<Form, ApiError> {
+/// Read the form; the file into one buffer of `capacity` bytes (the
+/// request's reserved length), so it never reallocates and copies.
+pub async fn read_form(
+    mut multipart: Multipart,
+    max_bytes: u64,
+    capacity: usize,
+) -> Result<Form, ApiError> {
     let bad = |detail: String| ApiError::bad_request("invalid_request", detail);
     let failed = |e: axum::extract::multipart::MultipartError| {
         if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
@@ -31,19 +37,22 @@ pub async fn read_form(mut multipart: Multipart, max_bytes: u64) -> Result<Form,
     };
     let mut file = None;
     let mut fields = HashMap::new();
-    while let Some(field) = multipart.next_field().await.map_err(failed)? {
+    while let Some(mut field) = multipart.next_field().await.map_err(failed)? {
         let name = field.name().unwrap_or_default().to_owned();
         if name == "file" {
             let filename = field.file_name().unwrap_or("upload").to_owned();
-            let bytes = field.bytes().await.map_err(failed)?;
-            if bytes.len() as u64 > max_bytes {
-                return Err(ApiError::new(
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    "image_too_large",
-                    format!("the file is over {max_bytes} bytes"),
-                ));
+            let mut bytes = Vec::with_capacity(capacity);
+            while let Some(chunk) = field.chunk().await.map_err(failed)? {
+                if (bytes.len() + chunk.len()) as u64 > max_bytes || file.is_some() {
+                    return Err(ApiError::new(
+                        StatusCode::PAYLOAD_TOO_LARGE,
+                        "image_too_large",
+                        format!("the file is over {max_bytes} bytes, or sent twice"),
+                    ));
+                }
+                bytes.extend_from_slice(&chunk);
             }
-            file = Some((bytes.to_vec(), filename));
+            file = Some((bytes, filename));
         } else {
             let text = field.text().await.map_err(failed)?;
             if text.len() > 1024 || fields.len() >= 16 {

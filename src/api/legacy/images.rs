@@ -8,7 +8,6 @@ use axum::extract::{Path, State};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
-use uuid::Uuid;
 
 use crate::api::AppState;
 use crate::api::error::{ApiError, ApiQuery, Problem};
@@ -28,11 +27,12 @@ pub async fn get_image(
     Path(image_key): Path<String>,
 ) -> Result<Response, ApiError> {
     let not_found = || ApiError::not_found(format!("no finished image {image_key:?}"));
-    let id = Uuid::parse_str(&image_key)
-        .map_err(|_| ApiError::not_found(format!("no image {image_key:?}")))?;
+    // Either key scheme: newest-first keys, and the UUIDs handed out before.
+    let prefix = inbox::legacy_prefix(&image_key)
+        .ok_or_else(|| ApiError::not_found(format!("no image {image_key:?}")))?;
     let manifest = state
         .store
-        .find_manifest(&inbox::legacy_prefix(id))
+        .find_manifest(&prefix)
         .await?
         .ok_or_else(not_found)?;
     let output = manifest.outputs.into_iter().next().ok_or_else(|| {
@@ -70,7 +70,10 @@ pub struct ImageList {
     pub images: Vec<ListedImage>,
     pub page: usize,
     pub size: usize,
+    /// Finished images: all of them, or [`MAX_LISTED`] when `hasMore`.
     pub total: usize,
+    /// Whether older images exist past the ones counted.
+    pub has_more: bool,
 }
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -81,8 +84,16 @@ pub struct ListedImage {
     pub last_modified: String,
 }
 
-/// `GET /api/images?page=0&size=20`: recent results, newest first (the
-/// newest 1000 are considered).
+/// How deep pages go and how far `total` counts: each request lists at most
+/// this many results (about 20 ListObjects calls), however large the outbox.
+pub const MAX_LISTED: usize = 10_000;
+
+/// `GET /api/images?page=0&size=20`: finished results, newest first.
+///
+/// Image keys sort newest first (see [`inbox::new_legacy_id`]), so the
+/// outbox lists them in time order: the newest [`MAX_LISTED`] are the first
+/// listing pages, whatever the outbox holds. Images from before that scheme (UUID keys) follow all newer
+/// ones, sorted by their time.
 #[utoipa::path(get, path = "/api/images", params(Page),
     responses(
         (status = 200, body = ImageList),
@@ -100,25 +111,33 @@ pub async fn list(
             "`size` must be 1 to 100",
         ));
     }
-    let mut done: Vec<(i64, String)> = state
-        .store
-        .finished_under(inbox::LEGACY_PREFIX)
-        .await?
-        .into_iter()
-        .filter_map(|f| {
-            Some((
-                f.last_modified,
-                inbox::legacy_id(&f.manifest_key)?.to_owned(),
-            ))
-        })
-        .collect();
-    done.sort_by(|a, b| b.cmp(a));
+    let deepest = page
+        .page
+        .checked_mul(page.size)
+        .and_then(|n| n.checked_add(page.size));
+    if deepest.is_none_or(|n| n > MAX_LISTED) {
+        return Err(ApiError::bad_request(
+            "invalid_request",
+            format!("only the newest {MAX_LISTED} images are listed: lower `page` or `size`"),
+        ));
+    }
+    // Counted up to MAX_LISTED, so `total` stays what the old service said
+    // (the number of images) for any outbox of up to that many.
+    let (mut done, mut has_more) = newest_first(&state, MAX_LISTED).await?;
+    if !has_more {
+        // The newer scheme is exhausted: the older UUID keys come next.
+        let mut older = uuid_keyed(&state).await?;
+        older.sort_by(|a, b| b.cmp(a));
+        done.extend(older.into_iter().map(|(secs, id)| (id, secs)));
+        has_more = done.len() > MAX_LISTED;
+        done.truncate(MAX_LISTED);
+    }
     let total = done.len();
     let images = done
         .into_iter()
-        .skip(page.page.saturating_mul(page.size))
+        .skip(page.page * page.size)
         .take(page.size)
-        .map(|(secs, id)| ListedImage {
+        .map(|(id, secs)| ListedImage {
             image_url: format!("/api/images/{id}"),
             image_key: id,
             last_modified: time::OffsetDateTime::from_unix_timestamp(secs)
@@ -135,7 +154,66 @@ pub async fn list(
         page: page.page,
         size: page.size,
         total,
+        has_more,
     }))
+}
+
+/// The newest `want` finished images of the newest-first scheme (key order
+/// is time order), and whether the listing went on.
+async fn newest_first(
+    state: &AppState,
+    want: usize,
+) -> Result<(Vec<(String, i64)>, bool), ApiError> {
+    let mut found = Vec::new();
+    let mut token = None;
+    loop {
+        let page = state
+            .store
+            .finished_page(inbox::LEGACY_NEWEST_FIRST, token)
+            .await?;
+        found.extend(page.finished.into_iter().filter_map(|f| {
+            Some((
+                inbox::legacy_id(&f.manifest_key)?.to_owned(),
+                f.last_modified,
+            ))
+        }));
+        token = page.next;
+        if found.len() >= want || token.is_none() {
+            let more = found.len() > want || token.is_some();
+            found.truncate(want);
+            return Ok((found, more));
+        }
+    }
+}
+
+/// Every finished image with a UUID key (the scheme before newest-first
+/// keys; no longer written, so a fixed set): (time, key).
+async fn uuid_keyed(state: &AppState) -> Result<Vec<(i64, String)>, ApiError> {
+    let mut found = Vec::new();
+    let mut token = None;
+    loop {
+        let page = state
+            .store
+            .finished_page(inbox::LEGACY_PREFIX, token)
+            .await?;
+        found.extend(page.finished.into_iter().filter_map(|f| {
+            if f.manifest_key.starts_with(inbox::LEGACY_NEWEST_FIRST) {
+                return None;
+            }
+            Some((
+                f.last_modified,
+                inbox::legacy_id(&f.manifest_key)?.to_owned(),
+            ))
+        }));
+        // `api/n/` sorts after every UUID folder: past it, nothing is left.
+        let past = page
+            .last_key
+            .is_some_and(|k| k.starts_with(inbox::LEGACY_NEWEST_FIRST));
+        match page.next {
+            Some(next) if !past => token = Some(next),
+            _ => return Ok(found),
+        }
+    }
 }
 
 /// `GET /api/images/health`, as Spring Boot answered it.

@@ -11,6 +11,7 @@
 //! [`crate::inbox::legacy_key`]), with the recipe the form describes; the
 //! answer comes from the manifest.
 
+mod budget;
 mod form;
 pub(super) mod images;
 
@@ -21,7 +22,7 @@ use std::time::Duration;
 use anyhow::Context;
 use axum::Json;
 use axum::extract::{Multipart, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use tracing::{Instrument, Span, info_span};
@@ -34,6 +35,8 @@ use crate::outbox::{self, Status};
 use crate::recipe::{Recipe, encode_text};
 use crate::telemetry;
 
+pub use budget::Budget;
+use budget::Reservation;
 pub use form::{FilterForm, ResizeForm, WatermarkForm};
 use form::{Form, dimension, read_form};
 pub use images::{get_image, health, list};
@@ -102,9 +105,10 @@ enum UploadAnswers {
     responses(UploadAnswers))]
 pub async fn resize(
     State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
     multipart: Multipart,
 ) -> Result<Response, ApiError> {
-    let form = read_form(multipart, state.limits.max_bytes).await?;
+    let (form, held) = upload(&state, &headers, multipart).await?;
     let (w, h) = (
         dimension(&form.fields, "width")?,
         dimension(&form.fields, "height")?,
@@ -115,7 +119,7 @@ pub async fn resize(
         (None, Some(h)) => format!("resize,h={h}"),
         (Some(w), Some(h)) => format!("resize,w={w},h={h}"),
     };
-    run(&state, form, &recipe, "Image resized successfully").await
+    run(&state, form, held, &recipe, "Image resized successfully").await
 }
 
 /// The old service's `watermark`: upload, wait, answer.
@@ -123,9 +127,10 @@ pub async fn resize(
     responses(UploadAnswers))]
 pub async fn watermark(
     State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
     multipart: Multipart,
 ) -> Result<Response, ApiError> {
-    let form = read_form(multipart, state.limits.max_bytes).await?;
+    let (form, held) = upload(&state, &headers, multipart).await?;
     let text = form
         .fields
         .get("text")
@@ -153,7 +158,7 @@ pub async fn watermark(
         ));
     }
     let recipe = format!("watermark,text={},pos={position}", encode_text(text));
-    run(&state, form, &recipe, "Watermark added successfully").await
+    run(&state, form, held, &recipe, "Watermark added successfully").await
 }
 
 /// The old service's `filter`: upload, wait, answer.
@@ -161,9 +166,10 @@ pub async fn watermark(
     responses(UploadAnswers))]
 pub async fn filter(
     State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
     multipart: Multipart,
 ) -> Result<Response, ApiError> {
-    let form = read_form(multipart, state.limits.max_bytes).await?;
+    let (form, held) = upload(&state, &headers, multipart).await?;
     let recipe = match form
         .fields
         .get("filter")
@@ -181,23 +187,49 @@ pub async fn filter(
             ));
         }
     };
-    run(&state, form, recipe, "Filter applied successfully").await
+    run(&state, form, held, recipe, "Filter applied successfully").await
 }
 
-/// Put the file in the inbox and wait for its manifest.
+/// Reserve room in the memory budget for this upload, then read its form.
+async fn upload(
+    state: &AppState,
+    headers: &HeaderMap,
+    multipart: Multipart,
+) -> Result<(Form, Reservation), ApiError> {
+    let held = state.legacy_memory.reserve(headers).await?;
+    let form = read_form(multipart, state.limits.max_bytes, held.bytes).await?;
+    Ok((form, held))
+}
+
+/// Put the file in the inbox and wait for its manifest. `held` is the
+/// upload's room in the memory budget, given back once its bytes are in S3.
 async fn run(
     state: &AppState,
     form: Form,
+    held: Reservation,
     recipe: &str,
     message: &str,
 ) -> Result<Response, ApiError> {
     let recipe = Recipe::parse(recipe)
         .map_err(|e| ApiError::bad_request("invalid_recipe", e.to_string()))?;
-    // Refuse what is not an image now, as the old service did, not after a round trip.
-    crate::pipeline::probe(&form.file, &state.limits)
-        .map_err(|e| ApiError::bad_request(e.code(), e.to_string()))?;
-    let id = Uuid::new_v4();
-    let key = inbox::legacy_key(id, &form.filename);
+    let Form {
+        file,
+        filename,
+        fields: _,
+    } = form;
+    // Refuse what is not an image now, as the old service did, not after a
+    // round trip. Off the async threads: a probe parses untrusted headers
+    // and may take its time.
+    let limits = state.limits;
+    let (file, probed) = tokio::task::spawn_blocking(move || {
+        let probed = crate::pipeline::probe(&file, &limits);
+        (file, probed)
+    })
+    .await
+    .context("the image probe panicked")?;
+    probed.map_err(|e| ApiError::bad_request(e.code(), e.to_string()))?;
+    let id = inbox::new_legacy_id(std::time::SystemTime::now(), Uuid::new_v4());
+    let key = inbox::legacy_key(&id, &filename);
     let mut metadata = HashMap::from([
         (META_RECIPE.to_owned(), recipe.to_string()),
         (META_JOB_ID.to_owned(), id.to_string()),
@@ -207,12 +239,14 @@ async fn run(
     }
     state
         .store
-        .put_inbox(&key, metadata, form.file)
-        .instrument(info_span!("upload", bucket = %state.store.inbox(), key = %key))
+        .put_inbox(&key, metadata, file)
+        .instrument(info_span!("upload", bucket = %state.store.inbox(), key = ?key))
         .await?;
+    // The bytes are in S3 and dropped: the next upload may use the room.
+    drop(held);
 
     let manifest = super::poll(WAIT, || state.store.read_manifest(&key))
-        .instrument(info_span!("wait", key = %key))
+        .instrument(info_span!("wait", key = ?key))
         .await?
         .ok_or_else(|| {
             ApiError::new(
@@ -246,7 +280,7 @@ async fn run(
         message: message.to_owned(),
         image_url: format!("/api/images/{id}"),
         image_key: id.to_string(),
-        original_name: form.filename,
+        original_name: filename,
         timestamp: time::OffsetDateTime::now_utc()
             .format(&time::format_description::well_known::Rfc3339)
             .context("formatting the time")?,
