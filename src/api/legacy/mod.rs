@@ -212,6 +212,11 @@ async fn run(
 ) -> Result<Response, ApiError> {
     let recipe = Recipe::parse(recipe)
         .map_err(|e| ApiError::bad_request("invalid_recipe", e.to_string()))?;
+    // The forms cannot ask for an upscale, so this never fires; it keeps the
+    // rule that every recipe is costed before it is accepted.
+    recipe
+        .check_cost()
+        .map_err(|e| ApiError::bad_request("recipe_too_expensive", e.to_string()))?;
     let Form {
         file,
         filename,
