@@ -384,3 +384,22 @@ fn only_the_store_calls_s3_object_operations() {
         }
     }
 }
+
+#[test]
+fn the_worker_never_decodes_an_upload_itself() {
+    for (path, text) in sources("src/worker") {
+        for line in code_lines(&text) {
+            for call in [
+                "pipeline::run",
+                "pipeline::probe",
+                "pipeline::decode",
+                "pipeline::plan",
+            ] {
+                assert!(
+                    !line.contains(call),
+                    "{path} runs the pipeline outside the sandbox: {line}"
+                );
+            }
+        }
+    }
+}

@@ -67,7 +67,7 @@ fn iccp_bomb() -> Vec<u8> {
     let mut png = b"\x89PNG\r\n\x1a\n".to_vec();
     chunk(&mut png, b"IHDR", &[0, 0, 0, 1, 0, 0, 0, 1, 8, 0, 0, 0, 0]);
     chunk(&mut png, b"iCCP", &profile);
-    let mut idat = Vec::new();
+    let mut idat = Vec::with_capacity(64);
     flate2::Compress::new(flate2::Compression::fast(), true)
         .compress_vec(&[0, 0], &mut idat, flate2::FlushCompress::Finish)
         .unwrap();
@@ -156,7 +156,7 @@ async fn no_upload_in_the_hostile_corpus_hurts_the_worker_and_each_ends_in_one_f
         ("IMGFLOW_WORKER_CONCURRENCY", "2"),
     ]);
     let pid = worker.id();
-    let long_key = format!("{}.png", "k".repeat(1000));
+    let long_key = format!("{}.png", "k".repeat(1015));
     let expensive = expensive_recipe();
     let mut corpus: Vec<Case> = vec![
         (
