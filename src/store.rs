@@ -78,6 +78,21 @@ fn not_found<E>(err: &SdkError<E, HttpResponse>) -> bool {
     status(err) == Some(404)
 }
 
+/// `Ok(None)` for "not found"; any other error with what was being done.
+fn found<T, E>(
+    result: Result<T, SdkError<E, HttpResponse>>,
+    doing: impl FnOnce() -> String,
+) -> anyhow::Result<Option<T>>
+where
+    E: std::error::Error + Send + Sync + 'static,
+{
+    match result {
+        Ok(value) => Ok(Some(value)),
+        Err(err) if not_found(&err) => Ok(None),
+        Err(err) => Err(err).with_context(doing),
+    }
+}
+
 fn status<E>(err: &SdkError<E, HttpResponse>) -> Option<u16> {
     err.raw_response().map(|r| r.status().as_u16())
 }
@@ -175,23 +190,20 @@ impl Store {
 
     /// The inbox object's current ETag (without quotes); `None` once deleted.
     pub async fn source_etag(&self, key: &str) -> anyhow::Result<Option<String>> {
-        match self
+        let head = self
             .s3
             .head_object()
             .bucket(&self.inbox)
             .key(key)
             .send()
-            .await
-        {
-            Ok(head) => Ok(Some(
-                head.e_tag()
-                    .unwrap_or_default()
-                    .trim_matches('"')
-                    .to_owned(),
-            )),
-            Err(err) if not_found(&err) => Ok(None),
-            Err(err) => Err(err).with_context(|| format!("checking s3://{}/{key}", self.inbox)),
-        }
+            .await;
+        let head = found(head, || format!("checking s3://{}/{key}", self.inbox))?;
+        Ok(head.map(|head| {
+            head.e_tag()
+                .unwrap_or_default()
+                .trim_matches('"')
+                .to_owned()
+        }))
     }
 
     /// Write one rendition, marked as ours (the loop guard).
@@ -229,19 +241,15 @@ impl Store {
     }
 
     async fn read_manifest_at(&self, key: &str) -> anyhow::Result<Option<Manifest>> {
-        let object = match self
+        let object = self
             .s3
             .get_object()
             .bucket(&self.outbox)
             .key(key)
             .send()
-            .await
-        {
-            Ok(object) => object,
-            Err(err) if not_found(&err) => return Ok(None),
-            Err(err) => {
-                return Err(err).with_context(|| format!("reading s3://{}/{key}", self.outbox));
-            }
+            .await;
+        let Some(object) = found(object, || format!("reading s3://{}/{key}", self.outbox))? else {
+            return Ok(None);
         };
         let body = object
             .body
@@ -257,18 +265,14 @@ impl Store {
     /// Does the inbox key's job have a manifest? (Cheaper than reading it.)
     pub async fn has_manifest(&self, inbox_key: &str) -> anyhow::Result<bool> {
         let key = outbox::manifest_key(inbox_key);
-        match self
+        let head = self
             .s3
             .head_object()
             .bucket(&self.outbox)
             .key(&key)
             .send()
-            .await
-        {
-            Ok(_) => Ok(true),
-            Err(err) if not_found(&err) => Ok(false),
-            Err(err) => Err(err).with_context(|| format!("checking s3://{}/{key}", self.outbox)),
-        }
+            .await;
+        Ok(found(head, || format!("checking s3://{}/{key}", self.outbox))?.is_some())
     }
 
     /// The manifest of the one upload in folder `prefix` (an API job's
@@ -334,18 +338,14 @@ impl Store {
 
     /// An outbox object as a byte stream; `None` when there is none.
     pub async fn get_output(&self, key: &str) -> anyhow::Result<Option<ByteStream>> {
-        match self
+        let object = self
             .s3
             .get_object()
             .bucket(&self.outbox)
             .key(key)
             .send()
-            .await
-        {
-            Ok(object) => Ok(Some(object.body)),
-            Err(err) if not_found(&err) => Ok(None),
-            Err(err) => Err(err).with_context(|| format!("reading s3://{}/{key}", self.outbox)),
-        }
+            .await;
+        Ok(found(object, || format!("reading s3://{}/{key}", self.outbox))?.map(|o| o.body))
     }
 }
 

@@ -10,8 +10,8 @@ use std::time::Duration;
 
 use anyhow::Context;
 use aws_sdk_sqs::types::{
-    ChangeMessageVisibilityBatchRequestEntry, DeleteMessageBatchRequestEntry, Message,
-    MessageSystemAttributeName, QueueAttributeName,
+    BatchResultErrorEntry, ChangeMessageVisibilityBatchRequestEntry,
+    DeleteMessageBatchRequestEntry, Message, MessageSystemAttributeName, QueueAttributeName,
 };
 use tokio_util::sync::CancellationToken;
 use tracing::{Span, debug, info_span, warn};
@@ -211,23 +211,8 @@ impl Consumer {
             .set_entries(Some(entries))
             .send()
             .await;
-        match sent {
-            Ok(out) => out
-                .failed
-                .iter()
-                .filter_map(|f| {
-                    let delivery = batch.get(f.id.parse::<usize>().ok()?)?;
-                    Some((
-                        *delivery,
-                        format!("{} {}", f.code, f.message().unwrap_or("")),
-                    ))
-                })
-                .collect(),
-            Err(error) => {
-                let why = aws_sdk_sqs::error::DisplayErrorContext(error).to_string();
-                batch.iter().map(|d| (*d, why.clone())).collect()
-            }
-        }
+        let deliveries: Vec<&Delivery> = batch.to_vec();
+        failures(&deliveries, sent.map(|out| out.failed))
     }
 
     /// `ChangeMessageVisibilityBatch`; the entries that failed, with why.
@@ -257,22 +242,31 @@ impl Consumer {
             .set_entries(Some(entries))
             .send()
             .await;
-        match sent {
-            Ok(out) => out
-                .failed
-                .iter()
-                .filter_map(|f| {
-                    let (delivery, _) = batch.get(f.id.parse::<usize>().ok()?)?;
-                    Some((
-                        *delivery,
-                        format!("{} {}", f.code, f.message().unwrap_or("")),
-                    ))
-                })
-                .collect(),
-            Err(error) => {
-                let why = aws_sdk_sqs::error::DisplayErrorContext(error).to_string();
-                batch.iter().map(|(d, _)| (*d, why.clone())).collect()
-            }
+        let deliveries: Vec<&Delivery> = batch.iter().map(|(d, _)| *d).collect();
+        failures(&deliveries, sent.map(|out| out.failed))
+    }
+}
+
+/// Which entries of a batch call failed, and why: those SQS names, or all
+/// of them when the call itself failed. Entry ids are indices into `batch`.
+fn failures<'a, E: std::error::Error + 'static, R: std::fmt::Debug>(
+    batch: &[&'a Delivery],
+    sent: Result<Vec<BatchResultErrorEntry>, aws_sdk_sqs::error::SdkError<E, R>>,
+) -> Vec<(&'a Delivery, String)> {
+    match sent {
+        Ok(failed) => failed
+            .iter()
+            .filter_map(|f| {
+                let delivery = batch.get(f.id.parse::<usize>().ok()?)?;
+                Some((
+                    *delivery,
+                    format!("{} {}", f.code, f.message().unwrap_or("")),
+                ))
+            })
+            .collect(),
+        Err(error) => {
+            let why = aws_sdk_sqs::error::DisplayErrorContext(error).to_string();
+            batch.iter().map(|d| (*d, why.clone())).collect()
         }
     }
 }
