@@ -98,6 +98,10 @@ impl Sandbox {
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .env_clear()
+            // A fresh process faults in every page it decodes into; huge
+            // pages (where the kernel offers them on request) make that
+            // hundreds of faults instead of thousands.
+            .env("GLIBC_TUNABLES", "glibc.malloc.hugetlb=1")
             .kill_on_drop(true)
             .spawn()
     }
