@@ -31,7 +31,8 @@ impl Signer {
     /// Signs with `secret`, or with a random key when there is none: then
     /// tokens die with the process and other replicas refuse them.
     pub fn new(secret: Option<&str>) -> Signer {
-        let key = match secret {
+        // An empty variable (compose's `${IMGFLOW_TOKEN_SECRET:-}`) is no secret.
+        let key = match secret.filter(|s| !s.is_empty()) {
             Some(secret) => secret.as_bytes().to_vec(),
             None => {
                 tracing::warn!(
