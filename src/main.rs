@@ -227,14 +227,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
         Command::Setup(args) => {
             let clients = Clients::new(&args.aws).await;
             let report = setup::setup(&clients, &args.resources, &args.queue).await?;
-            // Without origins the buckets' CORS rules are left as they are.
-            if !args.cors.origins.is_empty() {
-                setup::cors(&clients, &args.resources, &args.cors.origins).await?;
-                println!(
-                    "CORS: browsers at {} may upload and download",
-                    args.cors.origins.join(" ")
-                );
-            }
+            setup::cors(&clients, &args.resources, &args.cors.list()).await?;
             println!(
                 "ready: inbox s3://{} → queue {} (DLQ {}) → outbox s3://{}",
                 args.resources.inbox, report.queue_url, report.dlq_url, args.resources.outbox

@@ -186,8 +186,12 @@ pub async fn queue_arn(clients: &Clients, url: &str) -> anyhow::Result<String> {
 
 /// Let pages from `origins` PUT presigned uploads into the inbox and GET /
 /// HEAD outputs from the outbox. Merges: other rules on the buckets are kept,
-/// and only imgflow's own (by id) are replaced.
+/// and only imgflow's own (by id) are replaced. Without origins the buckets'
+/// CORS rules are left as they are.
 pub async fn cors(clients: &Clients, res: &Resources, origins: &[String]) -> anyhow::Result<()> {
+    if origins.is_empty() {
+        return Ok(());
+    }
     let rule = |id: &str, methods: &[&str], headers: &[&str]| {
         CorsRule::builder()
             .id(id)

@@ -102,7 +102,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/api/images/upload/watermark", post(legacy::watermark))
         .route("/api/images/upload/filter", post(legacy::filter))
         .layer(form_limit);
-    let cors = cors_layer(&state.config.browser.cors.origins);
+    let cors = cors_layer(&state.config.browser.cors.list());
     let router = Router::new()
         .route("/", get(console::page))
         .route("/v1/uploads", post(uploads::create))

@@ -17,6 +17,17 @@ pub struct CorsOrigins {
     pub origins: Vec<String>,
 }
 
+impl CorsOrigins {
+    /// The origins, without the empty values a blank variable gives.
+    pub fn list(&self) -> Vec<String> {
+        self.origins
+            .iter()
+            .filter(|o| !o.is_empty())
+            .cloned()
+            .collect()
+    }
+}
+
 /// The API's browser-facing settings.
 #[derive(Args, Debug, Clone, Default)]
 pub struct BrowserConfig {
@@ -35,8 +46,13 @@ pub struct BrowserConfig {
 
 /// An origin as browsers send it in `Origin`: scheme, host, optional port,
 /// nothing else (no path, no trailing slash), so comparing strings is exact.
+/// An empty value (`IMGFLOW_CORS_ORIGINS=`, or two spaces) is no origin:
+/// [`CorsOrigins::list`] skips it.
 pub fn parse_origin(s: &str) -> Result<String, String> {
     let s = s.trim();
+    if s.is_empty() {
+        return Ok(String::new());
+    }
     let rest = s
         .strip_prefix("https://")
         .or_else(|| s.strip_prefix("http://"))
@@ -70,5 +86,6 @@ mod tests {
         assert!(parse_origin("https://example.com/").is_err());
         assert!(parse_origin("example.com").is_err());
         assert!(parse_origin("*").is_err());
+        assert_eq!(parse_origin(" ").unwrap(), "");
     }
 }
