@@ -7,6 +7,9 @@
 #   scripts/localstack.sh stop      stop the one this script started
 #   scripts/localstack.sh status    exit 0 when it answers on 127.0.0.1:4566
 #
+# LOCALSTACK_LISTEN=127.0.0.1:4600 runs a second one beside the default (its
+# pid and log files carry the port, so the two never touch each other's).
+#
 # There is no Docker engine on the machines this project is built on, so this
 # runs `python -m localstack.runtime.main` directly. Signature checks on
 # presigned URLs are switched ON (S3_SKIP_SIGNATURE_VALIDATION=0) so tests see
@@ -17,9 +20,11 @@ root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 state="$root/.localstack"
 venv="$state/venv"
 reqs="$root/scripts/localstack-requirements.txt"
-pidfile="$state/localstack.pid"
-logfile="$state/localstack.log"
 listen="${LOCALSTACK_LISTEN:-127.0.0.1:4566}"
+suffix=""
+[ "$listen" = "127.0.0.1:4566" ] || suffix="-${listen##*:}"
+pidfile="$state/localstack$suffix.pid"
+logfile="$state/localstack$suffix.log"
 health="http://$listen/_localstack/health"
 python="${PYTHON:-python3}"
 

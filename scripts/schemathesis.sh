@@ -32,6 +32,9 @@ for _ in $(seq 1 50); do
 done
 
 # The old API answers when the job is done (up to 30 s): allow for it.
+# The SSE stream of a job nobody uploads stays open (55 s) by design: it is
+# tested by scripts/browser-tests.sh and tests/it/browser.rs, not here.
 "$venv/bin/schemathesis" run "http://$listen/openapi.json" \
+    --exclude-path '/v1/jobs/{job_id}/events' \
     --checks not_a_server_error,response_schema_conformance,status_code_conformance,content_type_conformance \
     --max-examples "${SCHEMATHESIS_EXAMPLES:-30}" --request-timeout 40 --seed 1 --no-color

@@ -26,6 +26,10 @@ pub struct SubmitArgs {
     #[arg(long, env = "IMGFLOW_API", default_value = "http://127.0.0.1:8080")]
     pub api: String,
 
+    /// API key, sent as `Authorization: Bearer` to deployments that require one
+    #[arg(long, env = "IMGFLOW_API_KEY", hide_env_values = true)]
+    pub api_key: Option<String>,
+
     /// Give up waiting for the job after this many seconds
     #[arg(long, default_value_t = 120)]
     pub timeout: u64,
@@ -33,6 +37,23 @@ pub struct SubmitArgs {
     /// Download the outputs into this folder
     #[arg(long, short = 'o')]
     pub output_dir: Option<PathBuf>,
+}
+
+/// A client that sends `key` to the API on every request. The S3 PUT and
+/// GETs go through a plain client: presigned URLs carry their own signature,
+/// and the key must not leave for another host.
+fn api_client(key: Option<&str>) -> anyhow::Result<reqwest::Client> {
+    let mut headers = reqwest::header::HeaderMap::new();
+    if let Some(key) = key {
+        let mut value = reqwest::header::HeaderValue::from_str(&format!("Bearer {key}"))
+            .context("the API key has characters a header cannot carry")?;
+        value.set_sensitive(true);
+        headers.insert(reqwest::header::AUTHORIZATION, value);
+    }
+    reqwest::Client::builder()
+        .default_headers(headers)
+        .build()
+        .context("building the HTTP client")
 }
 
 pub async fn submit(args: &SubmitArgs) -> anyhow::Result<()> {
@@ -46,7 +67,8 @@ pub async fn submit(args: &SubmitArgs) -> anyhow::Result<()> {
         .file_name()
         .and_then(|n| n.to_str())
         .unwrap_or("upload");
-    let http = reqwest::Client::new();
+    let http = api_client(args.api_key.as_deref())?;
+    let s3 = reqwest::Client::new();
     let api = args.api.trim_end_matches('/');
 
     let upload: Value = http
@@ -68,7 +90,7 @@ pub async fn submit(args: &SubmitArgs) -> anyhow::Result<()> {
         .context("no job_id in the answer")?;
     println!("job {job_id}: uploading {} bytes to the inbox", bytes.len());
 
-    let mut put = http.put(upload["upload_url"].as_str().context("no upload_url")?);
+    let mut put = s3.put(upload["upload_url"].as_str().context("no upload_url")?);
     for (name, value) in upload["headers"].as_object().context("no headers")? {
         // reqwest sets Content-Length from the body, which is exactly the signed size.
         if name != "content-length" {
@@ -118,7 +140,7 @@ pub async fn submit(args: &SubmitArgs) -> anyhow::Result<()> {
             output["key"].as_str().unwrap_or("?"),
         );
         if let Some(dir) = &args.output_dir {
-            download(&http, output, dir).await?;
+            download(&s3, output, dir).await?;
         }
     }
     Ok(())

@@ -7,7 +7,9 @@ use clap::{Args, Parser, Subcommand};
 use imgflow::app::{self, App};
 use imgflow::aws::Clients;
 use imgflow::client::{self, SubmitArgs};
-use imgflow::config::{ApiConfig, AwsConfig, QueueConfig, Resources, ServiceConfig, WorkerConfig};
+use imgflow::config::{
+    ApiConfig, AwsConfig, CorsOrigins, QueueConfig, Resources, ServiceConfig, WorkerConfig,
+};
 use imgflow::process::{self, ProcessArgs};
 use imgflow::telemetry::{self, LogFormat};
 use imgflow::{dlq, setup};
@@ -88,6 +90,8 @@ struct SetupArgs {
     resources: Resources,
     #[command(flatten)]
     queue: QueueConfig,
+    #[command(flatten)]
+    cors: CorsOrigins,
 }
 
 #[derive(Args)]
@@ -223,6 +227,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
         Command::Setup(args) => {
             let clients = Clients::new(&args.aws).await;
             let report = setup::setup(&clients, &args.resources, &args.queue).await?;
+            setup::cors(&clients, &args.resources, &args.cors.list()).await?;
             println!(
                 "ready: inbox s3://{} → queue {} (DLQ {}) → outbox s3://{}",
                 args.resources.inbox, report.queue_url, report.dlq_url, args.resources.outbox

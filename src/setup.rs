@@ -7,8 +7,8 @@
 use anyhow::{Context, bail};
 use aws_sdk_s3::operation::create_bucket::CreateBucketError;
 use aws_sdk_s3::types::{
-    BucketLocationConstraint, CreateBucketConfiguration, Event, NotificationConfiguration,
-    QueueConfiguration,
+    BucketLocationConstraint, CorsConfiguration, CorsRule, CreateBucketConfiguration, Event,
+    NotificationConfiguration, QueueConfiguration,
 };
 use aws_sdk_sqs::operation::get_queue_url::GetQueueUrlError;
 use aws_sdk_sqs::types::QueueAttributeName;
@@ -17,6 +17,21 @@ use crate::aws::Clients;
 use crate::config::{QueueConfig, Resources};
 
 const NOTIFICATION_ID: &str = "imgflow-inbox-object-created";
+/// Our CORS rules' ids: a rerun replaces these and keeps everyone else's.
+pub const CORS_UPLOAD_ID: &str = "imgflow-browser-upload";
+pub const CORS_DOWNLOAD_ID: &str = "imgflow-browser-download";
+
+/// Request headers a presigned PUT from `POST /v1/uploads` carries, listed
+/// one by one: LocalStack 4.13 does not match wildcards such as
+/// `x-amz-meta-*` (real S3 does), and explicit names work on both.
+pub const UPLOAD_HEADERS: &[&str] = &[
+    "content-type",
+    "if-none-match",
+    "x-amz-meta-job-id",
+    "x-amz-meta-recipe",
+    "x-amz-meta-preset",
+    "x-amz-meta-traceparent",
+];
 
 #[derive(Debug, Clone)]
 pub struct SetupReport {
@@ -167,4 +182,62 @@ pub async fn queue_arn(clients: &Clients, url: &str) -> anyhow::Result<String> {
         .attributes
         .and_then(|mut a| a.remove(&QueueAttributeName::QueueArn))
         .context("the queue has no QueueArn attribute")
+}
+
+/// Let pages from `origins` PUT presigned uploads into the inbox and GET /
+/// HEAD outputs from the outbox. Merges: other rules on the buckets are kept,
+/// and only imgflow's own (by id) are replaced. Without origins the buckets'
+/// CORS rules are left as they are.
+pub async fn cors(clients: &Clients, res: &Resources, origins: &[String]) -> anyhow::Result<()> {
+    if origins.is_empty() {
+        return Ok(());
+    }
+    let rule = |id: &str, methods: &[&str], headers: &[&str]| {
+        CorsRule::builder()
+            .id(id)
+            .set_allowed_origins(Some(origins.to_vec()))
+            .set_allowed_methods(Some(methods.iter().map(|m| m.to_string()).collect()))
+            .set_allowed_headers(Some(headers.iter().map(|h| h.to_string()).collect()))
+            .expose_headers("etag")
+            .max_age_seconds(3600)
+            .build()
+            .context("building a CORS rule")
+    };
+    let upload = rule(CORS_UPLOAD_ID, &["PUT"], UPLOAD_HEADERS)?;
+    let download = rule(CORS_DOWNLOAD_ID, &["GET", "HEAD"], &["range"])?;
+    merge_cors(clients, &res.inbox, upload).await?;
+    merge_cors(clients, &res.outbox, download).await
+}
+
+async fn merge_cors(clients: &Clients, bucket: &str, ours: CorsRule) -> anyhow::Result<()> {
+    let mut rules = match clients.s3.get_bucket_cors().bucket(bucket).send().await {
+        Ok(out) => out.cors_rules.unwrap_or_default(),
+        // S3 answers NoSuchCORSConfiguration, which the SDK does not model.
+        Err(err)
+            if err
+                .raw_response()
+                .is_some_and(|r| r.status().as_u16() == 404) =>
+        {
+            vec![]
+        }
+        Err(err) => {
+            return Err(err.into_service_error())
+                .with_context(|| format!("reading the CORS rules of bucket {bucket}"));
+        }
+    };
+    rules.retain(|r| r.id() != ours.id());
+    rules.push(ours);
+    let config = CorsConfiguration::builder()
+        .set_cors_rules(Some(rules))
+        .build()
+        .context("building the CORS configuration")?;
+    clients
+        .s3
+        .put_bucket_cors()
+        .bucket(bucket)
+        .cors_configuration(config)
+        .send()
+        .await
+        .with_context(|| format!("setting the CORS rules of bucket {bucket}"))?;
+    Ok(())
 }

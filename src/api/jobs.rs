@@ -22,6 +22,26 @@ pub struct JobQuery {
     /// Wait up to this many seconds for the job to finish.
     #[serde(default)]
     pub wait: Option<u64>,
+    /// A job-scoped read token from POST /v1/uploads (or send it as `Authorization: Bearer`).
+    #[serde(default)]
+    #[expect(
+        dead_code,
+        reason = "auth::require_key reads it from the raw query; declared for the OpenAPI document"
+    )]
+    pub token: Option<String>,
+}
+
+/// The job token in the query: `EventSource` cannot send headers.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct TokenQuery {
+    /// A job-scoped read token from POST /v1/uploads (or send it as `Authorization: Bearer`).
+    #[serde(default)]
+    #[expect(
+        dead_code,
+        reason = "auth::require_key reads it from the raw query; declared for the OpenAPI document"
+    )]
+    pub token: Option<String>,
 }
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -51,6 +71,7 @@ pub struct OutputView {
         (status = 200, description = "pending, done or failed", body = JobView),
         (status = 400, body = Problem, content_type = "application/problem+json"),
         (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "A job token for another job, or expired", body = Problem, content_type = "application/problem+json"),
         (status = 404, body = Problem, content_type = "application/problem+json"),
         (status = 503, body = Problem, content_type = "application/problem+json"),
     ))]
@@ -59,33 +80,43 @@ pub async fn get(
     Path(job_id): Path<String>,
     ApiQuery(query): ApiQuery<JobQuery>,
 ) -> Result<Json<JobView>, ApiError> {
-    let job_id = Uuid::parse_str(&job_id)
-        .map_err(|_| ApiError::not_found(format!("no job {job_id:?}: job ids are UUIDs")))?;
+    let job_id = parse_id(&job_id)?;
     let wait = Duration::from_secs(query.wait.unwrap_or(0).min(MAX_WAIT_SECS));
     let folder = inbox::job_prefix(job_id);
     let manifest = super::poll(wait, || state.store.find_manifest(&folder)).await?;
     Ok(Json(match manifest {
-        Some(manifest) => view(&state, job_id, manifest).await?,
-        None => JobView {
+        Some(manifest) => view(&state, job_id, &manifest).await?,
+        None => JobView::pending(job_id),
+    }))
+}
+
+pub fn parse_id(job_id: &str) -> Result<Uuid, ApiError> {
+    Uuid::parse_str(job_id)
+        .map_err(|_| ApiError::not_found(format!("no job {job_id:?}: job ids are UUIDs")))
+}
+
+impl JobView {
+    pub fn pending(job_id: Uuid) -> JobView {
+        JobView {
             job_id,
             status: "pending",
             outputs: vec![],
             error: None,
-        },
-    }))
+        }
+    }
 }
 
 /// The manifest as the client sees it: presigned URLs instead of keys alone.
-async fn view(state: &AppState, job_id: Uuid, manifest: Manifest) -> anyhow::Result<JobView> {
+pub async fn view(state: &AppState, job_id: Uuid, manifest: &Manifest) -> anyhow::Result<JobView> {
     let expiry = state.config.download_expiry();
     let mut outputs = Vec::with_capacity(manifest.outputs.len());
-    for output in manifest.outputs {
+    for output in &manifest.outputs {
         let url = state.store.presign_download(&output.key, expiry).await?;
         outputs.push(OutputView {
-            name: output.name,
+            name: output.name.clone(),
             url,
-            key: output.key,
-            format: output.format,
+            key: output.key.clone(),
+            format: output.format.clone(),
             width: output.width,
             height: output.height,
             bytes: output.bytes,
@@ -95,6 +126,6 @@ async fn view(state: &AppState, job_id: Uuid, manifest: Manifest) -> anyhow::Res
         job_id,
         status: manifest.status.as_str(),
         outputs,
-        error: manifest.error,
+        error: manifest.error.clone(),
     })
 }

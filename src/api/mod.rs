@@ -5,13 +5,17 @@
 //! stateless, so any number of replicas can run.
 
 mod auth;
+mod console;
 mod error;
+mod events;
 mod jobs;
 pub(super) mod legacy;
 mod observe;
 pub mod openapi;
 mod server;
+mod token;
 mod uploads;
+mod watch;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -22,6 +26,7 @@ use axum::http::StatusCode;
 use axum::routing::{get, post};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
+use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::timeout::TimeoutLayer;
 
 use crate::aws::Clients;
@@ -44,6 +49,10 @@ pub struct AppState {
     pub config: ApiConfig,
     /// The old multipart API's upload bytes in memory (see `legacy::Budget`).
     pub legacy_memory: legacy::Budget,
+    /// Signs and checks job-scoped read tokens.
+    pub tokens: token::Signer,
+    /// One manifest watcher per waited-on job, shared by its SSE clients.
+    pub watcher: Arc<watch::Watcher>,
 }
 
 impl AppState {
@@ -54,8 +63,11 @@ impl AppState {
         limits: Limits,
         config: ApiConfig,
     ) -> AppState {
+        let store = Store::new(clients.s3.clone(), &resources);
         AppState {
-            store: Store::new(clients.s3.clone(), &resources),
+            tokens: token::Signer::new(config.browser.token_secret.as_deref()),
+            watcher: watch::Watcher::new(store.clone()),
+            store,
             legacy_memory: legacy::Budget::new(
                 config.legacy_upload_memory,
                 legacy_body_limit(&limits),
@@ -90,9 +102,12 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/api/images/upload/watermark", post(legacy::watermark))
         .route("/api/images/upload/filter", post(legacy::filter))
         .layer(form_limit);
-    Router::new()
+    let cors = cors_layer(&state.config.browser.cors.list());
+    let router = Router::new()
+        .route("/", get(console::page))
         .route("/v1/uploads", post(uploads::create))
         .route("/v1/jobs/{job_id}", get(jobs::get))
+        .route("/v1/jobs/{job_id}/events", get(events::events))
         .route("/api/images", get(legacy::list))
         .route("/api/images/health", get(legacy::health))
         .route("/api/images/{image_key}", get(legacy::get_image))
@@ -116,7 +131,40 @@ pub fn router(state: Arc<AppState>) -> Router {
         ))
         .layer(axum::middleware::from_fn(error::problems_everywhere))
         .layer(axum::middleware::from_fn(observe::observe))
-        .with_state(state)
+        .with_state(state);
+    // Outermost, so preflights are answered before any key is asked for.
+    match cors {
+        Some(cors) => router.layer(cors),
+        None => router,
+    }
+}
+
+/// CORS for pages at `origins`, on `/v1/*` only (the console is same-origin;
+/// probes and metrics are not for browsers). `None` without origins.
+fn cors_layer(origins: &[String]) -> Option<CorsLayer> {
+    use axum::http::{HeaderName, Method, header};
+    if origins.is_empty() {
+        return None;
+    }
+    let allowed = origins.to_vec();
+    let origin = AllowOrigin::predicate(move |origin, request| {
+        request.uri.path().starts_with("/v1/")
+            && origin
+                .to_str()
+                .is_ok_and(|o| allowed.iter().any(|a| a.eq_ignore_ascii_case(o)))
+    });
+    Some(
+        CorsLayer::new()
+            .allow_origin(origin)
+            .allow_methods([Method::GET, Method::POST])
+            .allow_headers([
+                header::AUTHORIZATION,
+                header::CONTENT_TYPE,
+                HeaderName::from_static("last-event-id"),
+                HeaderName::from_static("traceparent"),
+            ])
+            .max_age(Duration::from_secs(3600)),
+    )
 }
 
 #[utoipa::path(get, path = "/healthz", responses((status = 200, description = "The process runs", body = String)))]

@@ -15,6 +15,8 @@ use utoipa::OpenApi;
     paths(
         super::uploads::create,
         super::jobs::get,
+        super::events::events,
+        super::console::page,
         super::legacy::resize,
         super::legacy::watermark,
         super::legacy::filter,

@@ -44,6 +44,12 @@ pub struct UploadResponse {
     pub headers: BTreeMap<String, String>,
     pub expires_at: String,
     pub job_url: String,
+    /// Server-Sent Events of the job (`?token=` appended by the client).
+    pub events_url: String,
+    /// A job-scoped read token: reads this job's status and events and
+    /// nothing else, until `job_token_expires_at`. Safe to hand to a browser.
+    pub job_token: String,
+    pub job_token_expires_at: String,
 }
 
 /// Ask for a presigned PUT URL for one image.
@@ -126,9 +132,14 @@ pub async fn create(
         .filter(|(name, _)| !name.eq_ignore_ascii_case("host"))
         .map(|(name, value)| (name.to_ascii_lowercase(), value.to_owned()))
         .collect();
-    let expires_at = (time::OffsetDateTime::now_utc() + expiry)
-        .format(&time::format_description::well_known::Rfc3339)
-        .context("formatting the expiry")?;
+    let rfc3339 = |at: time::OffsetDateTime| {
+        at.format(&time::format_description::well_known::Rfc3339)
+            .context("formatting an expiry")
+    };
+    let expires_at = rfc3339(time::OffsetDateTime::now_utc() + expiry)?;
+    let (job_token, token_expires) = state.tokens.issue(job_id, state.config.job_token_expiry());
+    let token_expires = time::OffsetDateTime::from_unix_timestamp(token_expires as i64)
+        .context("the token's expiry")?;
     Ok(Json(UploadResponse {
         job_id,
         upload_url: presigned.uri().to_owned(),
@@ -136,6 +147,9 @@ pub async fn create(
         headers,
         expires_at,
         job_url: format!("/v1/jobs/{job_id}"),
+        events_url: format!("/v1/jobs/{job_id}/events"),
+        job_token,
+        job_token_expires_at: rfc3339(token_expires)?,
         key,
     }))
 }

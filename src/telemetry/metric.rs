@@ -25,6 +25,7 @@ pub const QUEUE_ERRORS: &str = "imgflow_queue_errors_total";
 pub const SANDBOX_DEATHS: &str = "imgflow_sandbox_deaths_total";
 pub const HTTP_REQUESTS: &str = "imgflow_http_requests_total";
 pub const HTTP_DURATION: &str = "imgflow_http_request_duration_seconds";
+pub const MANIFEST_CHECKS: &str = "imgflow_api_manifest_checks_total";
 
 /// Histogram buckets in seconds: 5 ms (a small thumbnail) to 5 min (a job
 /// retried after the longest backoff).
@@ -100,6 +101,10 @@ fn describe() {
     );
     describe_gauge!(IN_FLIGHT, "Messages being worked on right now");
     describe_counter!(MESSAGES, "SQS messages received");
+    describe_counter!(
+        MANIFEST_CHECKS,
+        "Outbox listings by the API's shared job watcher (one per waited-on job per check, however many clients wait)"
+    );
     describe_counter!(BYTES_IN, Unit::Bytes, "Source image bytes downloaded");
     describe_counter!(
         BYTES_OUT,
@@ -156,6 +161,11 @@ pub fn bytes_out(bytes: u64) {
 /// A sandbox child died (signal, abort, a limit) instead of answering.
 pub fn sandbox_died() {
     counter!(SANDBOX_DEATHS).increment(1);
+}
+
+/// The API's shared job watcher listed a job's outbox folder once.
+pub fn manifest_check() {
+    counter!(MANIFEST_CHECKS).increment(1);
 }
 
 pub fn queue_error(op: &'static str) {

@@ -3,6 +3,7 @@
 
 mod api;
 mod architecture;
+mod browser;
 mod cli;
 mod crash;
 mod delivery;

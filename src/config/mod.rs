@@ -11,6 +11,10 @@ use std::time::Duration;
 
 use clap::Args;
 
+mod browser;
+
+pub use browser::{BrowserConfig, CorsOrigins, DEFAULT_JOB_TOKEN_SECS};
+
 use crate::pipeline::Limits;
 use crate::recipe::{Presets, Recipe, RecipeError};
 
@@ -227,6 +231,9 @@ pub struct ApiConfig {
     /// Bytes of uploads the old multipart API (/api/images/upload/*) holds in memory at once
     #[arg(long, env = "IMGFLOW_LEGACY_UPLOAD_MEMORY", default_value_t = DEFAULT_LEGACY_UPLOAD_MEMORY)]
     pub legacy_upload_memory: u64,
+
+    #[command(flatten)]
+    pub browser: BrowserConfig,
 }
 
 impl Default for ApiConfig {
@@ -240,6 +247,10 @@ impl Default for ApiConfig {
             idle_timeout_secs: DEFAULT_IDLE_TIMEOUT_SECS,
             max_connections: DEFAULT_MAX_CONNECTIONS,
             legacy_upload_memory: DEFAULT_LEGACY_UPLOAD_MEMORY,
+            browser: BrowserConfig {
+                job_token_expiry_secs: DEFAULT_JOB_TOKEN_SECS,
+                ..BrowserConfig::default()
+            },
         }
     }
 }
@@ -288,6 +299,15 @@ impl ApiConfig {
     /// every finished job would answer 503.
     pub fn download_expiry(&self) -> Duration {
         Duration::from_secs(self.download_expiry_secs.clamp(1, MAX_DOWNLOAD_EXPIRY_SECS))
+    }
+
+    /// At least a second, at most the 7 days a download URL may live.
+    pub fn job_token_expiry(&self) -> Duration {
+        Duration::from_secs(
+            self.browser
+                .job_token_expiry_secs
+                .clamp(1, MAX_DOWNLOAD_EXPIRY_SECS),
+        )
     }
 
     /// `None` when configured as 0 (no limit).
@@ -383,63 +403,4 @@ impl Default for QueueConfig {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn builtin_presets_parse() {
-        let config = PresetConfig {
-            presets: vec![],
-            default_preset: "default".into(),
-        };
-        let presets = config.presets().unwrap();
-        assert_eq!(presets.resolve(None, None).unwrap().recipe.outputs.len(), 2);
-    }
-
-    #[test]
-    fn a_preset_flag_is_name_equals_recipe() {
-        let (name, recipe) = parse_preset("small=resize,w=100").unwrap();
-        assert_eq!(name, "small");
-        assert_eq!(recipe.to_string(), "main:resize,w=100");
-        assert!(parse_preset("small").is_err());
-        assert!(parse_preset("sm all=resize,w=1").is_err());
-        assert!(
-            parse_preset("x=resize,w=abc")
-                .unwrap_err()
-                .contains("column")
-        );
-    }
-
-    #[test]
-    fn without_api_keys_the_api_listens_on_loopback_only() {
-        let mut api = ApiConfig {
-            listen: "0.0.0.0:8080".parse().unwrap(),
-            ..ApiConfig::default()
-        };
-        assert_eq!(api.effective_listen(), "127.0.0.1:8080".parse().unwrap());
-        api.api_key_hashes = vec![parse_key_hash(&"ab".repeat(32)).unwrap()];
-        assert_eq!(api.effective_listen(), "0.0.0.0:8080".parse().unwrap());
-        assert!(parse_key_hash("not-hex").is_err());
-        api.upload_expiry_secs = 86_400;
-        assert_eq!(api.upload_expiry().as_secs(), MAX_UPLOAD_EXPIRY_SECS);
-        api.download_expiry_secs = 700_000;
-        assert_eq!(api.download_expiry().as_secs(), MAX_DOWNLOAD_EXPIRY_SECS);
-        api.download_expiry_secs = 0;
-        assert_eq!(api.download_expiry().as_secs(), 1);
-    }
-
-    #[test]
-    fn localstack_is_the_default_endpoint() {
-        let aws = AwsConfig {
-            endpoint_url: None,
-            real_aws: false,
-            region: "us-east-1".into(),
-        };
-        assert_eq!(aws.endpoint(), Some(LOCALSTACK_ENDPOINT));
-        let real = AwsConfig {
-            real_aws: true,
-            ..aws
-        };
-        assert_eq!(real.endpoint(), None);
-    }
-}
+mod tests;
