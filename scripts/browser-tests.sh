@@ -23,7 +23,10 @@ mkdir -p "$shots"
 
 if [ ! -x /usr/bin/chromium ]; then
     echo "browser-tests: installing Debian's chromium" >&2
-    apt-get install -y -q chromium >/dev/null
+    sudo=""
+    [ "$(id -u)" -ne 0 ] && sudo=sudo
+    $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends chromium >/dev/null
 fi
 want=$(sha256sum "$reqs" | cut -d' ' -f1)
 if [ "$(cat "$venv/.stamp" 2>/dev/null)" != "$want" ]; then

@@ -2,12 +2,13 @@
 # System packages imgflow needs, installed from Debian if missing:
 #   scripts/deps.sh build   cmake and nasm, to build the bundled libjpeg-turbo
 #   scripts/deps.sh test    the above, plus ImageMagick and libvips's tools,
-#                           the independent references the tests compare with
+#                           the independent references the tests compare with,
+#                           and Chromium for the browser tests
 set -euo pipefail
 
 packages=(cmake nasm)
 if [ "${1:-build}" = test ]; then
-    packages+=(imagemagick libvips-tools)
+    packages+=(imagemagick libvips-tools chromium)
 fi
 
 missing=()

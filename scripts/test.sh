@@ -28,5 +28,8 @@ cargo test --locked
 
 scripts/deploy-checks.sh all   # Dockerfile, compose, k8s, infra/ offline; the compose init hook
 
+echo "== browser acceptance tests (headless Chromium, Playwright)"
+AWS_ENDPOINT_URL=http://127.0.0.1:4566 scripts/browser-tests.sh
+
 echo "== schemathesis against /openapi.json"
 scripts/schemathesis.sh
