@@ -13,6 +13,7 @@ use tokio_util::sync::CancellationToken;
 use crate::api::{self, AppState};
 use crate::aws::Clients;
 use crate::config::{ApiConfig, ServiceConfig, WorkerConfig};
+use crate::store::Store;
 use crate::worker::{self, Worker};
 
 /// Which halves to run, and how.
@@ -42,9 +43,16 @@ impl App {
         let clients = Clients::new(&service.aws).await;
         let presets = service.presets.presets()?;
         let limits = service.limits.limits();
+        let mut store = Store::new(clients.s3.clone(), &service.resources);
+        if config.api.is_some() && config.worker.is_some() {
+            // Both halves in one process: the worker tells the API's job
+            // watchers when a manifest is written, instead of them polling.
+            store = store.announcing(tokio::sync::broadcast::channel(1024).0);
+        }
         let worker = config.worker.map(|worker| {
             Arc::new(Worker::new(
                 &clients,
+                store.clone(),
                 &service.resources,
                 limits,
                 presets.clone(),
@@ -59,6 +67,7 @@ impl App {
                     .with_context(|| format!("listening on {addr}"))?;
                 let state = AppState::new(
                     clients.clone(),
+                    store.clone(),
                     service.resources.clone(),
                     presets,
                     limits,

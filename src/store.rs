@@ -24,6 +24,9 @@ pub struct Store {
     s3: aws_sdk_s3::Client,
     inbox: String,
     outbox: String,
+    /// Under `imgflow up`: the manifest keys this process writes, so the
+    /// API hears of finished jobs without asking S3.
+    finished: Option<tokio::sync::broadcast::Sender<String>>,
 }
 
 /// What reading a source object at the event's ETag found.
@@ -103,7 +106,19 @@ impl Store {
             s3,
             inbox: resources.inbox.clone(),
             outbox: resources.outbox.clone(),
+            finished: None,
         }
+    }
+
+    /// Announce every manifest this store writes on `finished`.
+    pub fn announcing(mut self, finished: tokio::sync::broadcast::Sender<String>) -> Store {
+        self.finished = Some(finished);
+        self
+    }
+
+    /// The manifest keys written in this process, when the worker runs here too.
+    pub fn finished_here(&self) -> Option<tokio::sync::broadcast::Receiver<String>> {
+        self.finished.as_ref().map(|sender| sender.subscribe())
     }
 
     pub fn inbox(&self) -> &str {
@@ -231,6 +246,10 @@ impl Store {
         let key = outbox::manifest_key(&manifest.source.key);
         let body = serde_json::to_vec_pretty(manifest).context("serialising the manifest")?;
         self.put_output(&key, "application/json", body).await?;
+        if let Some(finished) = &self.finished {
+            // Nobody listening is fine: then nobody waits.
+            let _ = finished.send(key.clone());
+        }
         Ok(key)
     }
 

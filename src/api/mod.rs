@@ -56,14 +56,15 @@ pub struct AppState {
 }
 
 impl AppState {
+    /// `store` is the app's: under `imgflow up` it hears the worker's manifests.
     pub fn new(
         clients: Clients,
+        store: Store,
         resources: Resources,
         presets: Presets,
         limits: Limits,
         config: ApiConfig,
     ) -> AppState {
-        let store = Store::new(clients.s3.clone(), &resources);
         AppState {
             tokens: token::Signer::new(config.browser.token_secret.as_deref()),
             watcher: watch::Watcher::new(store.clone()),

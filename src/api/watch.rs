@@ -5,7 +5,11 @@
 //! `ListObjectsV2`; one `GetObject` of the manifest once it appears) at once,
 //! then after 100 ms, backing off by half each time to one check a second:
 //! at most about 60 calls a minute per waited-on job, however many wait. The
-//! task ends when the job is finished or nobody waits any more.
+//! task ends when the job is finished or nobody waits any more. Under
+//! `imgflow up` the worker in the same process announces each manifest it
+//! writes (`Store::finished_here`): the watcher then checks once at the
+//! start, once when its job's manifest is announced, and every 10 s in case
+//! another worker process finished it: about 3 calls per job plus 6 a minute.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -21,6 +25,9 @@ use crate::telemetry::metric;
 
 const FIRST_RECHECK: Duration = Duration::from_millis(100);
 const SLOWEST_RECHECK: Duration = Duration::from_secs(1);
+/// Under `imgflow up`, where the worker announces its manifests: a check
+/// this often anyway, for jobs another worker process finishes.
+const ANNOUNCED_RECHECK: Duration = Duration::from_secs(10);
 
 /// What the watcher has seen of a job so far.
 #[derive(Debug, Clone)]
@@ -64,6 +71,8 @@ impl Watcher {
     async fn watch(self: Arc<Self>, job: Uuid, sender: watch::Sender<Seen>) {
         let folder = inbox::job_prefix(job);
         let mut every = FIRST_RECHECK;
+        // Subscribed before the first check, so no announcement falls between.
+        let mut announced = self.store.finished_here();
         loop {
             metric::manifest_check();
             match self.store.find_manifest(&folder).await {
@@ -92,8 +101,25 @@ impl Watcher {
                     return;
                 }
             }
-            tokio::time::sleep(every).await;
-            every = (every * 3 / 2).min(SLOWEST_RECHECK);
+            match &mut announced {
+                Some(finished) => {
+                    let _ = tokio::time::timeout(ANNOUNCED_RECHECK, async {
+                        loop {
+                            match finished.recv().await {
+                                Ok(key) if key.starts_with(&folder) => return,
+                                Ok(_) => {}
+                                // Missed some: check S3 to be sure.
+                                Err(_) => return,
+                            }
+                        }
+                    })
+                    .await;
+                }
+                None => {
+                    tokio::time::sleep(every).await;
+                    every = (every * 3 / 2).min(SLOWEST_RECHECK);
+                }
+            }
         }
         self.jobs.lock().expect("watcher lock").remove(&job);
     }

@@ -10,7 +10,7 @@ pub const DEFAULT_JOB_TOKEN_SECS: u64 = 3600;
 /// pages may call the API and PUT to the inbox / GET from the outbox.
 #[derive(Args, Debug, Clone, Default)]
 pub struct CorsOrigins {
-    /// A web origin (scheme://host[:port]) allowed to upload from a browser; repeat,
+    /// A web origin (scheme://host, or scheme://host:port) allowed to upload from a browser; repeat,
     /// or separate with spaces in the variable
     #[arg(long = "cors-origin", env = "IMGFLOW_CORS_ORIGINS", value_delimiter = ' ',
           value_parser = parse_origin)]

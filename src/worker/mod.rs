@@ -64,6 +64,7 @@ pub struct Worker {
 impl Worker {
     pub fn new(
         clients: &Clients,
+        store: Store,
         resources: &Resources,
         limits: Limits,
         presets: Presets,
@@ -72,7 +73,7 @@ impl Worker {
         metric::handle();
         Worker {
             jobs: Jobs {
-                store: Store::new(clients.s3.clone(), resources),
+                store,
                 presets,
                 limits,
                 budget: budget::PixelBudget::new(config.pixel_budget),
