@@ -242,15 +242,11 @@ fn zeros_zlib(mib: usize) -> Vec<u8> {
     out
 }
 
+/// PNG chunk CRC: flate2's CRC-32 (a dev-dependency already).
 fn crc32(bytes: &[u8]) -> u32 {
-    let mut crc = !0u32;
-    for &b in bytes {
-        crc ^= u32::from(b);
-        for _ in 0..8 {
-            crc = (crc >> 1) ^ (0xedb8_8320 & (!(crc & 1)).wrapping_add(1));
-        }
-    }
-    !crc
+    let mut crc = flate2::Crc::new();
+    crc.update(bytes);
+    crc.sum()
 }
 
 /// A 1x1 PNG with an iCCP chunk of `mib` MiB of zeros, after IHDR.
