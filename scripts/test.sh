@@ -7,6 +7,9 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 scripts/deps.sh test
+scripts/test-tools.sh
+export IMGFLOW_TEST_PYTHON="$PWD/.test-tools/venv/bin/python"
+export PATH="$PWD/.test-tools/venv/bin:$PATH"
 
 echo "== cargo fmt --check"
 cargo fmt --all --check

@@ -18,3 +18,4 @@ mod reference;
 mod seed;
 mod setup;
 mod telemetry;
+mod tools;
