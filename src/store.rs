@@ -24,9 +24,16 @@ pub struct Store {
     s3: aws_sdk_s3::Client,
     inbox: String,
     outbox: String,
-    /// Under `imgflow up`: the manifest keys this process writes, so the
-    /// API hears of finished jobs without asking S3.
-    finished: Option<tokio::sync::broadcast::Sender<String>>,
+    /// Under `imgflow up`: the manifests this process writes, so the API
+    /// hears of finished jobs (and reads them) without asking S3.
+    finished: Option<tokio::sync::broadcast::Sender<Announced>>,
+}
+
+/// A manifest the worker in this process has just written.
+#[derive(Clone, Debug)]
+pub struct Announced {
+    pub key: String,
+    pub manifest: std::sync::Arc<Manifest>,
 }
 
 /// What reading a source object at the event's ETag found.
@@ -111,14 +118,19 @@ impl Store {
     }
 
     /// Announce every manifest this store writes on `finished`.
-    pub fn announcing(mut self, finished: tokio::sync::broadcast::Sender<String>) -> Store {
+    pub fn announcing(mut self, finished: tokio::sync::broadcast::Sender<Announced>) -> Store {
         self.finished = Some(finished);
         self
     }
 
     /// The manifest keys written in this process, when the worker runs here too.
-    pub fn finished_here(&self) -> Option<tokio::sync::broadcast::Receiver<String>> {
+    pub fn finished_here(&self) -> Option<tokio::sync::broadcast::Receiver<Announced>> {
         self.finished.as_ref().map(|sender| sender.subscribe())
+    }
+
+    /// Does this store announce the manifests it writes (`imgflow up`)?
+    pub fn announces(&self) -> bool {
+        self.finished.is_some()
     }
 
     pub fn inbox(&self) -> &str {
@@ -161,7 +173,10 @@ impl Store {
         Ok(url.uri().to_owned())
     }
 
-    /// Write an upload into the inbox (the old API does; everything else uploads itself).
+    /// Write an upload into the inbox (the old API does; everything else
+    /// uploads itself). Only if the key is new (`If-None-Match: *`), as the
+    /// presigned PUTs: keys the API hands out are written once, so the
+    /// worker need not check for a newer upload of them.
     pub async fn put_inbox(
         &self,
         key: &str,
@@ -172,6 +187,7 @@ impl Store {
             .put_object()
             .bucket(&self.inbox)
             .key(key)
+            .if_none_match("*")
             .set_metadata(Some(metadata))
             .body(ByteStream::from(bytes))
             .send()
@@ -248,7 +264,10 @@ impl Store {
         self.put_output(&key, "application/json", body).await?;
         if let Some(finished) = &self.finished {
             // Nobody listening is fine: then nobody waits.
-            let _ = finished.send(key.clone());
+            let _ = finished.send(Announced {
+                key: key.clone(),
+                manifest: std::sync::Arc::new(manifest.clone()),
+            });
         }
         Ok(key)
     }
@@ -292,6 +311,58 @@ impl Store {
             .send()
             .await;
         Ok(found(head, || format!("checking s3://{}/{key}", self.outbox))?.is_some())
+    }
+
+    /// Which of these inbox keys have a manifest, from one listing (more
+    /// pages only when over 1,000 outbox keys lie between them): the keys
+    /// of recent old-API uploads sort together, so this is one call for
+    /// every upload waited on.
+    pub async fn finished_keys(
+        &self,
+        keys: &[String],
+    ) -> anyhow::Result<std::collections::HashSet<String>> {
+        let mut sorted: Vec<&String> = keys.iter().collect();
+        sorted.sort();
+        let (Some(first), Some(last)) = (sorted.first(), sorted.last()) else {
+            return Ok(Default::default());
+        };
+        let common = first
+            .bytes()
+            .zip(last.bytes())
+            .take_while(|(a, b)| a == b)
+            .count();
+        let prefix = &first[..first.floor_char_boundary(common)];
+        let end = outbox::manifest_key(last);
+        let wanted: HashMap<String, &String> = sorted
+            .iter()
+            .map(|key| (outbox::manifest_key(key), *key))
+            .collect();
+        let mut finished = std::collections::HashSet::new();
+        let mut token = None;
+        loop {
+            let listing = self
+                .s3
+                .list_objects_v2()
+                .bucket(&self.outbox)
+                .prefix(prefix)
+                // Everything of `first` sorts after it: `first/...`.
+                .start_after(first.as_str())
+                .set_continuation_token(token)
+                .send()
+                .await
+                .with_context(|| format!("listing s3://{}/{prefix}", self.outbox))?;
+            let mut past = false;
+            for key in listing.contents().iter().filter_map(|o| o.key()) {
+                if let Some(inbox_key) = wanted.get(key) {
+                    finished.insert((*inbox_key).clone());
+                }
+                past |= key >= end.as_str();
+            }
+            token = listing.next_continuation_token().map(str::to_owned);
+            if past || !listing.is_truncated().unwrap_or(false) || token.is_none() {
+                return Ok(finished);
+            }
+        }
     }
 
     /// The manifest of the one upload in folder `prefix` (an API job's

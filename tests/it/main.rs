@@ -4,6 +4,7 @@
 mod api;
 mod architecture;
 mod browser;
+mod calls;
 mod cli;
 mod crash;
 mod delivery;
