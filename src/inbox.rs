@@ -189,7 +189,10 @@ mod tests {
         assert!(!written_once(&key, None), "no job id: dropped in by hand");
         assert!(!written_once(&key, Some(&Uuid::new_v4().to_string())));
         assert!(!written_once("photos/cat.jpg", Some(&job.to_string())));
-        assert!(!written_once(&format!("{key}/deeper.jpg"), Some(&job.to_string())));
+        assert!(!written_once(
+            &format!("{key}/deeper.jpg"),
+            Some(&job.to_string())
+        ));
         let id = new_legacy_id(std::time::SystemTime::now(), Uuid::new_v4());
         assert!(written_once(&legacy_key(&id, "a b.png"), Some(&id)));
         assert!(!written_once(&legacy_key(&id, "a.png"), Some("n")));

@@ -326,12 +326,13 @@ impl Store {
         let (Some(first), Some(last)) = (sorted.first(), sorted.last()) else {
             return Ok(Default::default());
         };
-        let common = first
-            .bytes()
-            .zip(last.bytes())
+        let common: usize = first
+            .chars()
+            .zip(last.chars())
             .take_while(|(a, b)| a == b)
-            .count();
-        let prefix = &first[..first.floor_char_boundary(common)];
+            .map(|(a, _)| a.len_utf8())
+            .sum();
+        let prefix = &first[..common];
         let end = outbox::manifest_key(last);
         let wanted: HashMap<String, &String> = sorted
             .iter()

@@ -23,6 +23,7 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use futures_util::StreamExt;
 use tokio::sync::{Notify, broadcast, watch};
 use tokio::time::Instant;
 use uuid::Uuid;
@@ -37,6 +38,8 @@ const SLOWEST_RECHECK: Duration = Duration::from_secs(1);
 /// Under `imgflow up`, where the worker announces its manifests: a check
 /// this often anyway, for jobs another worker process finishes.
 const ANNOUNCED_RECHECK: Duration = Duration::from_secs(10);
+/// API jobs checked at once in one turn.
+const CONCURRENT_CHECKS: usize = 16;
 /// Finished old-API uploads remembered for `GET /api/images/{key}`.
 const RECENT: usize = 1024;
 
@@ -121,7 +124,11 @@ impl Watcher {
         let entry = Entry {
             sender,
             due,
-            every: if fresh { FIRST_RECHECK * 3 / 2 } else { FIRST_RECHECK },
+            every: if fresh {
+                FIRST_RECHECK * 3 / 2
+            } else {
+                FIRST_RECHECK
+            },
         };
         targets.entries.insert(target, entry);
         if !targets.running {
@@ -227,17 +234,21 @@ impl Watcher {
 
     /// Check `due` in S3: API jobs one by one, old-API keys all at once.
     async fn check(&self, due: Vec<Target>) {
-        let mut keys = vec![];
+        let (mut jobs, mut keys) = (vec![], vec![]);
         for target in due {
             match target {
-                Target::Job(job) => {
-                    metric::manifest_check();
-                    let found = self.store.find_manifest(&inbox::job_prefix(job)).await;
-                    self.found(&Target::Job(job), found.map(|m| m.map(Arc::new)));
-                }
+                Target::Job(job) => jobs.push(job),
                 Target::Key(key) => keys.push(key),
             }
         }
+        // A few at a time, so one slow answer does not hold up the rest.
+        futures_util::stream::iter(jobs)
+            .for_each_concurrent(CONCURRENT_CHECKS, |job| async move {
+                metric::manifest_check();
+                let found = self.store.find_manifest(&inbox::job_prefix(job)).await;
+                self.found(&Target::Job(job), found.map(|m| m.map(Arc::new)));
+            })
+            .await;
         if keys.is_empty() {
             return;
         }
@@ -246,7 +257,11 @@ impl Watcher {
             Ok(finished) => {
                 for key in keys {
                     let found = match finished.contains(&key) {
-                        true => self.store.read_manifest(&key).await.map(|m| m.map(Arc::new)),
+                        true => self
+                            .store
+                            .read_manifest(&key)
+                            .await
+                            .map(|m| m.map(Arc::new)),
                         false => Ok(None),
                     };
                     self.found(&Target::Key(key), found);
@@ -282,7 +297,11 @@ impl Watcher {
             }
             // Waiters keep waiting: S3 may be back at the next check.
             Err(error) => {
-                tracing::warn!(?target, error = format!("{error:#}"), "checking a job's manifest failed");
+                tracing::warn!(
+                    ?target,
+                    error = format!("{error:#}"),
+                    "checking a job's manifest failed"
+                );
                 entry.sender.send_if_modified(|seen| {
                     let first = matches!(seen, Seen::Unknown);
                     if first {

@@ -96,10 +96,8 @@ impl Jobs {
         }
         // The GET above was at the event's ETag; only keys that can be
         // uploaded again need a second look before the outputs are written.
-        let rewritable = !crate::inbox::written_once(
-            &object.key,
-            metadata.get(META_JOB_ID).map(String::as_str),
-        );
+        let rewritable =
+            !crate::inbox::written_once(&object.key, metadata.get(META_JOB_ID).map(String::as_str));
         let mut manifest = Manifest {
             status: Status::Failed,
             job_id: metadata.get(META_JOB_ID).cloned(),

@@ -10,7 +10,7 @@ use reqwest::StatusCode;
 use reqwest::multipart::{Form, Part};
 use serde_json::{Value, json};
 
-use crate::harness::{ROCKET, Options, TestApp};
+use crate::harness::{Options, ROCKET, TestApp};
 
 /// The calls made since `before`, as "Operation status" → count.
 fn since(calls: &Calls, before: &BTreeMap<(String, u16), u64>) -> BTreeMap<String, u64> {
@@ -70,7 +70,11 @@ async fn under_up_an_old_api_upload_hears_of_its_result_without_asking_s3() {
     let before = app.app_calls.snapshot();
     let image = app
         .http
-        .get(format!("{}{}", app.api, answer["imageUrl"].as_str().unwrap()))
+        .get(format!(
+            "{}{}",
+            app.api,
+            answer["imageUrl"].as_str().unwrap()
+        ))
         .send()
         .await
         .unwrap();
@@ -100,7 +104,11 @@ async fn under_up_a_waiting_job_read_costs_one_listing_and_the_job_no_head() {
     assert!(put.body(ROCKET).send().await.unwrap().status().is_success());
     let job: Value = app
         .http
-        .get(format!("{}{}?wait=20", app.api, upload["job_url"].as_str().unwrap()))
+        .get(format!(
+            "{}{}?wait=20",
+            app.api,
+            upload["job_url"].as_str().unwrap()
+        ))
         .send()
         .await
         .unwrap()
@@ -149,10 +157,8 @@ async fn the_api_alone_waits_on_all_old_api_uploads_with_one_listing_per_turn() 
     let started = Instant::now();
     let before = app.app_calls.snapshot();
     let uploads = 4;
-    let answers = futures_util::future::join_all(
-        (0..uploads).map(|_| resize(&app.http, &app.api)),
-    )
-    .await;
+    let answers =
+        futures_util::future::join_all((0..uploads).map(|_| resize(&app.http, &app.api))).await;
     let elapsed = started.elapsed();
     worker.kill().unwrap();
     worker.wait().unwrap();
@@ -167,6 +173,9 @@ async fn the_api_alone_waits_on_all_old_api_uploads_with_one_listing_per_turn() 
     // most every 100 ms: per-request polling would make `uploads` times as many.
     let lists = calls.get("ListObjectsV2 200").copied().unwrap_or(0);
     let turns = elapsed.as_millis() as u64 / 100 + 2;
-    assert!(lists >= 1 && lists <= turns, "{lists} listings in {elapsed:?}: {calls:?}");
+    assert!(
+        lists >= 1 && lists <= turns,
+        "{lists} listings in {elapsed:?}: {calls:?}"
+    );
     assert_eq!(app.app_calls.count("HeadObject", None), 0);
 }
