@@ -12,12 +12,15 @@
 //!
 //! Each job is checked at once, then after 100 ms, backing off by half each
 //! time to once a second; checks that fall due together share the loop's
-//! turn. Under `imgflow up` the worker in the same process announces each
+//! turn. A job that cannot be finished yet waits 100 ms for its first check:
+//! an old-API upload just written (`fresh`), or a job this process presigned
+//! in the last 30 s (young: its client has only just uploaded it).
+//!
+//! Under `imgflow up` the worker in the same process announces each
 //! manifest it writes, with its contents (`Store::finished_here`): a job it
 //! finishes costs no S3 call at all, and the watcher only checks every 10 s
-//! in case another worker process finished it. An old-API upload that has
-//! only just been written (`fresh`) skips the check at once: it cannot be
-//! finished yet, and under `imgflow up` its first check is the 10 s one.
+//! in case another worker process finished it (an old-API upload, not at
+//! once either: its first check is that 10 s one).
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
@@ -38,6 +41,11 @@ const SLOWEST_RECHECK: Duration = Duration::from_secs(1);
 /// Under `imgflow up`, where the worker announces its manifests: a check
 /// this often anyway, for jobs another worker process finishes.
 const ANNOUNCED_RECHECK: Duration = Duration::from_secs(10);
+/// A job presigned by this process this recently is young: its first
+/// check waits [`FIRST_RECHECK`], since the upload has hardly arrived.
+const YOUNG: Duration = Duration::from_secs(30);
+/// Young jobs remembered (the oldest are forgotten first).
+const YOUNG_JOBS: usize = 4096;
 /// API jobs checked at once in one turn.
 const CONCURRENT_CHECKS: usize = 16;
 /// Finished old-API uploads remembered for `GET /api/images/{key}`.
@@ -94,6 +102,8 @@ pub struct Watcher {
     wake: Notify,
     /// Old-API folders (`api/n/<id>/`) → their manifest, newest last.
     recent: Mutex<VecDeque<(String, Arc<Manifest>)>>,
+    /// Jobs this process presigned, and when, oldest first.
+    young: Mutex<VecDeque<(Uuid, Instant)>>,
 }
 
 impl Watcher {
@@ -103,22 +113,49 @@ impl Watcher {
             targets: Mutex::default(),
             wake: Notify::new(),
             recent: Mutex::default(),
+            young: Mutex::default(),
         })
+    }
+
+    /// `POST /v1/uploads` has just presigned `job` in this process.
+    pub fn presigned(&self, job: Uuid) {
+        let mut young = self.young.lock().expect("watcher lock");
+        let now = Instant::now();
+        while young
+            .front()
+            .is_some_and(|(_, at)| young.len() >= YOUNG_JOBS || now - *at > YOUNG)
+        {
+            young.pop_front();
+        }
+        young.push_back((job, now));
+    }
+
+    fn is_young(&self, target: &Target) -> bool {
+        let Target::Job(job) = target else {
+            return false;
+        };
+        let young = self.young.lock().expect("watcher lock");
+        young
+            .iter()
+            .rev()
+            .find(|(j, _)| j == job)
+            .is_some_and(|(_, at)| at.elapsed() <= YOUNG)
     }
 
     /// Follow `target`: joins its watch, or starts one. `fresh`: the
     /// caller has only just uploaded it, so there is no point looking now.
     pub fn subscribe(self: &Arc<Self>, target: Target, fresh: bool) -> watch::Receiver<Seen> {
+        let young = !fresh && self.is_young(&target);
         let mut targets = self.targets.lock().expect("watcher lock");
         if let Some(entry) = targets.entries.get(&target) {
             return entry.sender.subscribe();
         }
         let announced = self.store.announces();
         let now = Instant::now();
-        let due = match (fresh, announced) {
-            (false, _) => now,
-            (true, false) => now + FIRST_RECHECK,
-            (true, true) => now + ANNOUNCED_RECHECK,
+        let due = match (fresh, young, announced) {
+            (true, _, false) | (false, true, _) => now + FIRST_RECHECK,
+            (true, _, true) => now + ANNOUNCED_RECHECK,
+            (false, false, _) => now,
         };
         let (sender, receiver) = watch::channel(Seen::Unknown);
         let entry = Entry {
