@@ -93,6 +93,9 @@ struct Targets {
     entries: HashMap<Target, Entry>,
     /// Whether the poll loop runs (it ends when nothing is watched).
     running: bool,
+    /// When old-API keys were last listed: at most once a [`FIRST_RECHECK`],
+    /// however many uploads arrive.
+    keys_listed: Option<Instant>,
 }
 
 pub struct Watcher {
@@ -246,15 +249,28 @@ impl Watcher {
         }
         let now = Instant::now();
         let announced = self.store.announces();
-        // Old-API keys share one listing: when one is due, all ride along.
-        let keys_due = targets
-            .entries
-            .iter()
-            .any(|(t, e)| matches!(t, Target::Key(_)) && e.due <= now);
+        // Old-API keys share one listing, at most once a FIRST_RECHECK:
+        // when one is due, all ride along.
+        let keys_free = targets
+            .keys_listed
+            .map_or(now, |listed| listed + FIRST_RECHECK);
+        let keys_due = keys_free <= now
+            && targets
+                .entries
+                .iter()
+                .any(|(t, e)| matches!(t, Target::Key(_)) && e.due <= now);
+        if keys_due {
+            targets.keys_listed = Some(now);
+        }
         let mut due = vec![];
         let mut next = now + ANNOUNCED_RECHECK;
         for (target, entry) in &mut targets.entries {
-            if entry.due <= now || (keys_due && matches!(target, Target::Key(_))) {
+            let key = matches!(target, Target::Key(_));
+            if key && !keys_due {
+                next = next.min(entry.due.max(keys_free));
+                continue;
+            }
+            if entry.due <= now || key {
                 due.push(target.clone());
                 let wait = if announced {
                     ANNOUNCED_RECHECK
