@@ -3,7 +3,7 @@
 //! each is money, on LocalStack the ceiling.
 
 use std::collections::BTreeMap;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use imgflow::aws::Calls;
 use reqwest::StatusCode;
@@ -178,4 +178,179 @@ async fn the_api_alone_waits_on_all_old_api_uploads_with_one_listing_per_turn() 
         "{lists} listings in {elapsed:?}: {calls:?}"
     );
     assert_eq!(app.app_calls.count("HeadObject", None), 0);
+}
+
+/// Not a check: what LocalStack serves per image (the evaluation's count,
+/// read from LocalStack's own request log, so the client's PUT and every
+/// process are in it), with `imgflow api` and one `imgflow worker` as in
+/// `bench/evaluate.sh`. Run alone against a private LocalStack:
+/// `IMGFLOW_LOCALSTACK_LOG=<its log> cargo test --test it calls_per_image -- --ignored --nocapture`
+#[tokio::test]
+#[ignore = "a measurement: needs a LocalStack of its own and its log"]
+async fn calls_per_image_light_with_wait_and_saturated() {
+    let log = std::path::PathBuf::from(
+        std::env::var("IMGFLOW_LOCALSTACK_LOG").expect("IMGFLOW_LOCALSTACK_LOG"),
+    );
+    let app = std::sync::Arc::new(
+        TestApp::spawn_with(Options {
+            worker: None,
+            ..Options::default()
+        })
+        .await,
+    );
+    let mut worker = app.worker_process(&[("IMGFLOW_POLL_WAIT", "20")]);
+    let job = |app: std::sync::Arc<TestApp>, wait: bool| async move {
+        let (status, upload) = app
+            .post_upload(json!({"filename": "p.jpg", "content_type": "image/jpeg",
+                                "size": ROCKET.len()}))
+            .await;
+        assert_eq!(status, StatusCode::OK);
+        let mut put = app.http.put(upload["upload_url"].as_str().unwrap());
+        for (name, value) in upload["headers"].as_object().unwrap() {
+            put = put.header(name, value.as_str().unwrap());
+        }
+        assert!(put.body(ROCKET).send().await.unwrap().status().is_success());
+        if wait {
+            let url = format!("{}{}?wait=20", app.api, upload["job_url"].as_str().unwrap());
+            let view: Value = app
+                .http
+                .get(url)
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            assert_eq!(view["status"], "done", "{view}");
+        }
+        upload["key"].as_str().unwrap().to_owned()
+    };
+    let offset = || std::fs::metadata(&log).unwrap().len();
+    let count = |from: u64| {
+        let text = std::fs::read(&log).unwrap();
+        let mut ops = BTreeMap::<String, u64>::new();
+        for line in String::from_utf8_lossy(&text[from as usize..]).lines() {
+            if let Some((_, rest)) = line.split_once(" AWS ") {
+                let mut words = rest.split_whitespace();
+                if let (Some(op), Some("=>"), Some(status)) =
+                    (words.next(), words.next(), words.next())
+                {
+                    *ops.entry(format!("{op} {status}")).or_default() += 1;
+                }
+            }
+        }
+        ops
+    };
+    // Warm-up, not counted.
+    for _ in 0..4 {
+        job(app.clone(), true).await;
+    }
+    for (phase, n) in [
+        ("light, 4/s, ?wait=20", 40usize),
+        ("saturation, 8 clients", 120),
+    ] {
+        let from = offset();
+        let started = tokio::time::Instant::now();
+        if phase.starts_with("light") {
+            let mut tasks = tokio::task::JoinSet::new();
+            for i in 0..n {
+                tokio::time::sleep_until(started + Duration::from_millis(250 * i as u64)).await;
+                tasks.spawn(job(app.clone(), true));
+            }
+            tasks.join_all().await;
+        } else {
+            let next = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+            let mut tasks = tokio::task::JoinSet::new();
+            for _ in 0..8 {
+                let (app, next) = (app.clone(), next.clone());
+                tasks.spawn(async move {
+                    let mut keys = vec![];
+                    while next.fetch_add(1, std::sync::atomic::Ordering::Relaxed) < n {
+                        keys.push(job(app.clone(), false).await);
+                    }
+                    keys
+                });
+            }
+            let sent: usize = tasks.join_all().await.iter().map(Vec::len).sum();
+            // As the evaluation does: list the outbox once a second.
+            loop {
+                let mut done = 0;
+                let mut pages = app
+                    .clients
+                    .s3
+                    .list_objects_v2()
+                    .bucket(&app.resources.outbox)
+                    .prefix("uploads/")
+                    .into_paginator()
+                    .send();
+                while let Some(page) = pages.next().await {
+                    done += page
+                        .unwrap()
+                        .contents()
+                        .iter()
+                        .filter(|o| o.key().is_some_and(|k| k.ends_with("/manifest.json")))
+                        .count();
+                }
+                if done >= sent + 4 + 40 {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        }
+        let ops = count(from);
+        let total: u64 = ops.values().sum();
+        eprintln!(
+            "{phase}: {n} images, {:.2} LocalStack calls per image",
+            total as f64 / n as f64
+        );
+        for (op, c) in &ops {
+            eprintln!("  {op}: {c} ({:.2} per image)", *c as f64 / n as f64);
+        }
+    }
+    // The old API: 4 users, each 5 rounds of an upload and a GET of its image.
+    let from = offset();
+    let mut users = tokio::task::JoinSet::new();
+    for _ in 0..4 {
+        let app = app.clone();
+        users.spawn(async move {
+            for _ in 0..5 {
+                let form = reqwest::multipart::Form::new()
+                    .part(
+                        "file",
+                        reqwest::multipart::Part::bytes(ROCKET.to_vec())
+                            .file_name("photo.jpg")
+                            .mime_str("image/jpeg")
+                            .unwrap(),
+                    )
+                    .text("width", "120");
+                let answer: Value = app
+                    .http
+                    .post(format!("{}/api/images/upload/resize", app.api))
+                    .multipart(form)
+                    .send()
+                    .await
+                    .unwrap()
+                    .json()
+                    .await
+                    .unwrap();
+                assert_eq!(answer["success"], true, "{answer}");
+                let url = format!("{}{}", app.api, answer["imageUrl"].as_str().unwrap());
+                let image = app.http.get(url).send().await.unwrap();
+                assert_eq!(image.status(), StatusCode::OK);
+                image.bytes().await.unwrap();
+            }
+        });
+    }
+    users.join_all().await;
+    let ops = count(from);
+    let total: u64 = ops.values().sum();
+    eprintln!(
+        "old API, 4 users x 5 rounds (upload + GET image): 20 uploads, {:.2} LocalStack calls per upload",
+        total as f64 / 20.0
+    );
+    for (op, c) in &ops {
+        eprintln!("  {op}: {c} ({:.2} per upload)", *c as f64 / 20.0);
+    }
+    worker.kill().unwrap();
+    worker.wait().unwrap();
 }
