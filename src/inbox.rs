@@ -3,7 +3,8 @@
 //!
 //! Anything that writes to the inbox can start a job; the API is only one
 //! writer. `aws s3 cp photo.jpg s3://imgflow-inbox/a/photo.jpg --metadata
-//! recipe=resize,w=800` works just as well.
+//! '{"recipe":"resize,w=800"}'` works just as well (the CLI's shorthand
+//! form would split the recipe at its comma: see [`mangled_recipe`]).
 
 use uuid::Uuid;
 

@@ -15,87 +15,29 @@
 //! messages, on resume: SQS standard queues cannot deduplicate, and the
 //! worker turns a duplicate into an identical rewrite.
 
+mod args;
 mod cursor;
 
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use aws_sdk_sqs::types::SendMessageBatchRequestEntry;
-use clap::Args;
 use futures_util::StreamExt;
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::aws::{Clients, queue_url};
-use crate::config::{AwsConfig, PresetConfig, Resources, parse_preset};
+use crate::config::PresetConfig;
 use crate::event::{PROCESS_MESSAGE, ProcessMessage, Requested};
 use crate::inbox::mangled_recipe;
-use crate::recipe::{Presets, Recipe, Route};
+use crate::recipe::{Presets, Recipe};
 use crate::store::{Listed, Store};
+pub use args::{BackfillArgs, DEFAULT_RATE, parse_target};
 pub use cursor::{Cursor, CursorFile};
 
-/// Messages a second, by default.
-pub const DEFAULT_RATE: f64 = 50.0;
 /// Manifests read at once by `--only-missing`.
 const CHECKS_AT_ONCE: usize = 16;
-
-#[derive(Args, Debug, Clone)]
-pub struct BackfillArgs {
-    /// What to backfill: s3://BUCKET/PREFIX (BUCKET must be the inbox; no prefix: all of it)
-    pub target: String,
-
-    /// Run this recipe instead of what each object's metadata says
-    #[arg(long, conflicts_with = "preset")]
-    pub recipe: Option<String>,
-
-    /// Run this preset instead of what each object's metadata says
-    #[arg(long)]
-    pub preset: Option<String>,
-
-    /// Skip objects whose manifest already names their ETag and the recipe that would run
-    #[arg(long)]
-    pub only_missing: bool,
-
-    /// At most this many messages a second
-    #[arg(long, default_value_t = DEFAULT_RATE)]
-    pub rate: f64,
-
-    /// List and decide, but send nothing
-    #[arg(long)]
-    pub dry_run: bool,
-
-    /// Save progress here after every batch, and resume from it
-    #[arg(long)]
-    pub cursor: Option<PathBuf>,
-
-    /// Start after this key (what an interrupted backfill prints)
-    #[arg(long)]
-    pub start_after: Option<String>,
-
-    /// Stop after enqueuing this many (a backfill in parts; resume with --cursor)
-    #[arg(long)]
-    pub limit: Option<u64>,
-
-    #[command(flatten)]
-    pub aws: AwsConfig,
-    #[command(flatten)]
-    pub resources: Resources,
-    /// The workers' presets, NAME=RECIPE (to check --preset and, with
-    /// --only-missing, what would run); repeat, or separate with spaces
-    #[arg(long = "define-preset", env = "IMGFLOW_PRESETS", value_delimiter = ' ',
-          value_parser = parse_preset, value_name = "NAME=RECIPE")]
-    pub define_presets: Vec<(String, Recipe)>,
-
-    /// The workers' default preset
-    #[arg(long, env = "IMGFLOW_DEFAULT_PRESET", default_value = "default")]
-    pub default_preset: String,
-
-    /// The workers' routes, PREFIX=PRESET; repeat, or separate with spaces
-    #[arg(long = "route", env = "IMGFLOW_ROUTES", value_delimiter = ' ', value_parser = Route::parse)]
-    pub routes: Vec<Route>,
-}
 
 /// What a backfill did.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -106,16 +48,6 @@ pub struct Counts {
     pub done: u64,
     /// Folder markers (keys ending in `/`).
     pub folders: u64,
-}
-
-/// `s3://bucket/prefix` → (bucket, prefix).
-pub fn parse_target(target: &str) -> anyhow::Result<(String, String)> {
-    let rest = target
-        .strip_prefix("s3://")
-        .with_context(|| format!("expected s3://BUCKET/PREFIX, found {target:?}"))?;
-    let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
-    anyhow::ensure!(!bucket.is_empty(), "no bucket in {target:?}");
-    Ok((bucket.to_owned(), prefix.to_owned()))
 }
 
 /// Run `imgflow backfill` and print its counts.
@@ -247,6 +179,13 @@ fn progress_bar() -> ProgressBar {
     bar
 }
 
+enum Decision {
+    Enqueue,
+    /// `--only-missing`: the manifest names this ETag and recipe.
+    Done,
+    Folder,
+}
+
 enum Finished {
     All,
     /// Interrupted or at `--limit`: the last key dealt with.
@@ -285,7 +224,7 @@ impl Backfill {
             };
             start_after = Some(last.key.clone());
             let this = &*self;
-            let decided: Vec<(Listed, bool)> = futures_util::stream::iter(page)
+            let decided: Vec<(Listed, Decision)> = futures_util::stream::iter(page)
                 .map(|object| async move {
                     let wanted = this.wanted(&object).await?;
                     anyhow::Ok((object, wanted))
@@ -302,10 +241,10 @@ impl Backfill {
                 }
                 self.counts.listed += 1;
                 self.bar.inc(1);
-                if wanted {
-                    batch.push(object);
-                } else {
-                    last_done = Some(object.key);
+                match wanted {
+                    Decision::Enqueue => batch.push(object),
+                    Decision::Done => self.counts.done += 1,
+                    Decision::Folder => self.counts.folders += 1,
                 }
                 let full = limit.is_some_and(|l| self.counts.enqueued + batch.len() as u64 >= l);
                 if batch.len() == 10 || (full && !batch.is_empty()) {
@@ -327,18 +266,18 @@ impl Backfill {
     /// Should `object` be enqueued? Not folder markers, and with
     /// `--only-missing` not objects whose manifest names their ETag and
     /// the recipe that would run now.
-    async fn wanted(&self, object: &Listed) -> anyhow::Result<bool> {
+    async fn wanted(&self, object: &Listed) -> anyhow::Result<Decision> {
         if object.key.ends_with('/') && object.size == 0 {
-            return Ok(false);
+            return Ok(Decision::Folder);
         }
         if !self.only_missing {
-            return Ok(true);
+            return Ok(Decision::Enqueue);
         }
         let Some(manifest) = self.store.read_manifest(&object.key).await? else {
-            return Ok(true);
+            return Ok(Decision::Enqueue);
         };
         if manifest.source.etag.is_none() || manifest.source.etag != object.etag {
-            return Ok(true);
+            return Ok(Decision::Enqueue);
         }
         let would_run = match (&self.requested.recipe, &self.requested.preset) {
             (Some(recipe), _) => Some(recipe.clone()),
@@ -347,7 +286,7 @@ impl Backfill {
             }
             (None, None) => {
                 let Some(meta) = self.store.source_metadata(&object.key).await? else {
-                    return Ok(false); // deleted since the listing
+                    return Ok(Decision::Done); // deleted since the listing: nothing to do
                 };
                 let recipe = meta.get(crate::inbox::META_RECIPE).map(String::as_str);
                 let preset = meta.get(crate::inbox::META_PRESET).map(String::as_str);
@@ -361,7 +300,11 @@ impl Backfill {
                 }
             }
         };
-        Ok(manifest.recipe != would_run)
+        Ok(if manifest.recipe == would_run {
+            Decision::Done
+        } else {
+            Decision::Enqueue
+        })
     }
 
     /// Send one batch (waiting for the rate), then save the cursor; the
@@ -431,20 +374,5 @@ impl Backfill {
             tokio::time::sleep(Duration::from_millis(200 * u64::from(attempt))).await;
         }
         anyhow::bail!("SQS kept refusing part of a batch; resume to send the rest")
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn targets_are_bucket_and_prefix() {
-        let t = |s| parse_target(s).unwrap();
-        assert_eq!(t("s3://in/photos/"), ("in".into(), "photos/".into()));
-        assert_eq!(t("s3://in"), ("in".into(), String::new()));
-        assert_eq!(t("s3://in/"), ("in".into(), String::new()));
-        assert!(parse_target("in/photos").is_err());
-        assert!(parse_target("s3:///x").is_err());
     }
 }
