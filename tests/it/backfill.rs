@@ -189,6 +189,103 @@ async fn a_backfill_in_two_parts_enqueues_500_objects_once_each_and_then_nothing
 }
 
 #[tokio::test]
+async fn a_backfill_killed_mid_way_resumes_from_its_cursor_resending_at_most_one_batch() {
+    let app = TestApp::spawn_with(Options {
+        worker: None,
+        ..Options::default()
+    })
+    .await;
+    without_notification(&app).await;
+    let jpeg = tiny_jpeg();
+    let keys: Vec<String> = (0..300).map(|i| format!("k/{i:04}.jpg")).collect();
+    futures_util::stream::iter(&keys)
+        .for_each_concurrent(32, |key| {
+            let (app, jpeg) = (&app, &jpeg);
+            async move {
+                app.put_inbox(key, jpeg, &[]).await;
+            }
+        })
+        .await;
+    let dir = std::env::temp_dir().join(format!("imgflow-backfill-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let cursor = dir.join("cursor.json");
+    let target = format!("s3://{}/k/", app.resources.inbox);
+    let args = [
+        target.as_str(),
+        "--rate",
+        "100",
+        "--cursor",
+        cursor.to_str().unwrap(),
+    ];
+    // About 3 s at 100 a second: killed (SIGKILL, no chance to save) after 1.5 s.
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_imgflow"))
+        .arg("backfill")
+        .args(args)
+        .env("IMGFLOW_INBOX", &app.resources.inbox)
+        .env("IMGFLOW_OUTBOX", &app.resources.outbox)
+        .env("IMGFLOW_QUEUE", &app.resources.queue)
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    child.kill().await.unwrap();
+    let sent_before = app.messages_on(&app.queues.queue_url).await;
+    assert!(
+        (1..300).contains(&sent_before),
+        "killed half-way: {sent_before} sent"
+    );
+    assert!(cursor.exists(), "the cursor was saved along the way");
+    backfill(&app, &args).await;
+
+    // Every key at least once; the extra ones (at most one batch) are the
+    // batch in flight when the process died.
+    let mut seen: std::collections::BTreeMap<String, u32> = Default::default();
+    loop {
+        let batch = app
+            .clients
+            .sqs
+            .receive_message()
+            .queue_url(&app.queues.queue_url)
+            .max_number_of_messages(10)
+            .wait_time_seconds(1)
+            .send()
+            .await
+            .unwrap()
+            .messages
+            .unwrap_or_default();
+        if batch.is_empty() {
+            break;
+        }
+        for message in batch {
+            let body: serde_json::Value = serde_json::from_str(message.body().unwrap()).unwrap();
+            *seen
+                .entry(body["key"].as_str().unwrap().to_owned())
+                .or_default() += 1;
+            app.clients
+                .sqs
+                .delete_message()
+                .queue_url(&app.queues.queue_url)
+                .receipt_handle(message.receipt_handle().unwrap())
+                .send()
+                .await
+                .unwrap();
+        }
+    }
+    assert_eq!(seen.keys().cloned().collect::<Vec<_>>(), keys);
+    let twice: Vec<&String> = seen
+        .iter()
+        .filter(|(_, n)| **n > 1)
+        .map(|(k, _)| k)
+        .collect();
+    assert!(
+        twice.len() <= 10,
+        "more than one batch sent twice: {twice:?}"
+    );
+    assert!(seen.values().all(|n| *n <= 2));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[tokio::test]
 async fn backfilling_with_another_preset_regenerates_the_renditions() {
     let app = TestApp::spawn().await;
     app.put_inbox("re/cat.png", CHELSEA, &[]).await;
