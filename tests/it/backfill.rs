@@ -230,8 +230,10 @@ async fn a_backfill_killed_mid_way_resumes_from_its_cursor_resending_at_most_one
     tokio::time::sleep(Duration::from_millis(1500)).await;
     child.kill().await.unwrap();
     let sent_before = app.messages_on(&app.queues.queue_url).await;
+    // --rate bounds it: at most 100 a second (plus the batch that starts
+    // each second's budget) since the process started.
     assert!(
-        (1..300).contains(&sent_before),
+        (1..=160).contains(&sent_before),
         "killed half-way: {sent_before} sent"
     );
     assert!(cursor.exists(), "the cursor was saved along the way");
