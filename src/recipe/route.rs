@@ -66,6 +66,16 @@ pub fn route_for<'a>(routes: &'a [Route], key: &str) -> Option<&'a Route> {
         .map(|(_, r)| r)
 }
 
+/// Routes no event can reach once the notification only covers keys
+/// starting with `filter` (`setup --prefix`): a route's keys must overlap
+/// the filter's, i.e. one prefix must start with the other.
+pub fn unreachable_routes<'a>(routes: &'a [Route], filter: &str) -> Vec<&'a Route> {
+    routes
+        .iter()
+        .filter(|r| !(r.prefix.starts_with(filter) || filter.starts_with(&r.prefix)))
+        .collect()
+}
+
 /// What `imgflow setup --route` prints: routes live in the workers'
 /// configuration, not in AWS, so the workers must be given the same.
 pub fn routes_note(routes: &[Route]) -> String {
@@ -100,6 +110,21 @@ mod tests {
         assert_eq!(preset("avatars/x.png"), Some("avatar"));
         assert_eq!(preset("other/x.png"), None);
         assert_eq!(preset("photos"), None, "a prefix, not a folder name");
+    }
+
+    #[test]
+    fn routes_outside_the_notifications_prefix_filter_are_found() {
+        let r = routes(&["photos/=thumbnail", "avatars/=avatar", "p=og"]);
+        let prefixes = |filter| -> Vec<&str> {
+            unreachable_routes(&r, filter)
+                .iter()
+                .map(|r| r.prefix.as_str())
+                .collect()
+        };
+        assert_eq!(prefixes("photos/"), ["avatars/"]);
+        assert_eq!(prefixes(""), Vec::<&str>::new());
+        assert_eq!(prefixes("photos/2026/"), ["avatars/"]);
+        assert_eq!(prefixes("x/"), ["photos/", "avatars/", "p"]);
     }
 
     #[test]
