@@ -156,6 +156,7 @@ impl TestApp {
                 presets: PresetConfig {
                     presets: vec![],
                     default_preset: "default".into(),
+                    routes: vec![],
                 },
             },
             api: Some(ApiConfig {
