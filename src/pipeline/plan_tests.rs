@@ -27,7 +27,7 @@ fn gray_png(width: u32, height: u32) -> Vec<u8> {
 
 fn probe_of(format: ImageFormat, width: u32, height: u32) -> Probe {
     Probe {
-        format,
+        format: crate::pipeline::SourceFormat::from_image(format).expect("an image-crate format"),
         width,
         height,
         orientation: Orientation::NoTransforms,

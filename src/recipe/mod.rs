@@ -55,6 +55,19 @@ pub struct Output {
     pub ops: Vec<Op>,
     /// `None` keeps the source's format where it can be written, else JPEG.
     pub format: Option<Format>,
+    /// `icc=keep` on the format step: the source's colours and profile,
+    /// not sRGB (docs/colour.md).
+    pub icc: Icc,
+}
+
+/// What an output does with the source's colour profile.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Icc {
+    /// Converted to sRGB, written untagged (the default).
+    #[default]
+    Srgb,
+    /// The source's own colours, with its profile embedded (JPEG, PNG, WebP).
+    Keep,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -325,7 +338,12 @@ impl fmt::Display for Output {
         write!(f, "{}:", self.name)?;
         let mut steps: Vec<String> = self.ops.iter().map(Op::to_string).collect();
         if let Some(format) = self.format {
-            steps.push(format.to_string());
+            let keep = if self.icc == Icc::Keep {
+                ",icc=keep"
+            } else {
+                ""
+            };
+            steps.push(format!("{format}{keep}"));
         }
         f.write_str(&steps.join("/"))
     }

@@ -19,6 +19,7 @@ fn a_single_unnamed_output_is_called_main() {
             name: "main".into(),
             ops: vec![resize(Some(800), None, Fit::Inside)],
             format: None,
+            icc: Icc::Srgb,
         }]
     );
 }
@@ -315,6 +316,7 @@ mod properties {
                         name: format!("out-{i}"),
                         ops,
                         format,
+                        icc: Icc::Srgb,
                     })
                     .collect(),
             })
