@@ -134,6 +134,12 @@ const INTENT: RenderingIntent = RenderingIntent::RelativeColorimetric;
 fn options() -> TransformOptions {
     TransformOptions {
         rendering_intent: INTENT,
+        // Floating point and tetrahedral interpolation, as LittleCMS does:
+        // the defaults (fixed point, trilinear) were 3.2 ΔE2000 off
+        // LittleCMS at worst through a CMYK LUT profile.
+        prefer_fixed_point: false,
+        interpolation_method: moxcms::InterpolationMethod::Tetrahedral,
+        barycentric_weight_scale: moxcms::BarycentricWeightScale::High,
         ..TransformOptions::default()
     }
 }
