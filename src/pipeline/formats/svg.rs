@@ -27,8 +27,8 @@ pub const MAX_SVG_EXPANDED_NODES: u64 = 200_000;
 /// Deepest nesting of elements (and of references followed).
 pub const MAX_SVG_DEPTH: usize = 256;
 
-/// Text (UTF-8, optional BOM) whose first element is `<svg`, possibly
-/// after an XML declaration, comments or whitespace.
+/// Text (UTF-8, optional BOM) with an `<svg` element near the start,
+/// which begins with it or with an XML declaration, comment or DOCTYPE.
 pub(super) fn is_svg(bytes: &[u8]) -> bool {
     let head = &bytes[..bytes.len().min(4096)];
     let head = head.strip_prefix(b"\xef\xbb\xbf").unwrap_or(head);
@@ -41,7 +41,9 @@ pub(super) fn is_svg(bytes: &[u8]) -> bool {
         Err(_) => return false,
     };
     let text = text.trim_start();
-    (text.starts_with("<?xml") || text.starts_with("<svg") || text.starts_with("<!--"))
+    ["<?xml", "<svg", "<!--", "<!DOCTYPE"]
+        .iter()
+        .any(|start| text.starts_with(start))
         && text.contains("<svg")
 }
 
