@@ -300,3 +300,22 @@ async fn heic_and_tiff_jobs_finish_and_a_hostile_svg_fails_through_the_service()
     );
     app.wait_until_queue_is_empty().await;
 }
+
+#[tokio::test]
+async fn the_presign_api_accepts_every_new_input_type() {
+    let app = TestApp::spawn().await;
+    for content_type in [
+        "image/tiff",
+        "image/bmp",
+        "image/heic",
+        "image/heif",
+        "image/avif",
+        "image/jxl",
+        "image/svg+xml",
+    ] {
+        let body = serde_json::json!({"filename": "x", "content_type": content_type, "size": 1000});
+        let (status, answer) = app.post_upload(body).await;
+        assert_eq!(status, reqwest::StatusCode::OK, "{content_type}: {answer}");
+        assert_eq!(answer["headers"]["content-type"], content_type);
+    }
+}
