@@ -61,24 +61,25 @@ fn make_inputs(scratch: &Scratch) -> Vec<(&'static str, PathBuf)> {
         );
         path
     };
-    let mut inputs = Vec::new();
-    inputs.push((
-        "tiff 8-bit (ImageMagick, deflate)",
-        convert(&["-compress", "zip"], "p8.tif"),
-    ));
-    inputs.push((
-        "tiff 16-bit (ImageMagick)",
-        convert(&["-depth", "16"], "p16.tif"),
-    ));
-    inputs.push(("bmp (ImageMagick)", convert(&[], "p.bmp")));
-    inputs.push((
-        "heic (ImageMagick + libheif/x265)",
-        convert(&["-quality", "80"], "p.heic"),
-    ));
-    inputs.push((
-        "avif (ImageMagick + libheif/aom)",
-        convert(&["-quality", "80"], "p.avif"),
-    ));
+    let mut inputs = vec![
+        (
+            "tiff 8-bit (ImageMagick, deflate)",
+            convert(&["-compress", "zip"], "p8.tif"),
+        ),
+        (
+            "tiff 16-bit (ImageMagick)",
+            convert(&["-depth", "16"], "p16.tif"),
+        ),
+        ("bmp (ImageMagick)", convert(&[], "p.bmp")),
+        (
+            "heic (ImageMagick + libheif/x265)",
+            convert(&["-quality", "80"], "p.heic"),
+        ),
+        (
+            "avif (ImageMagick + libheif/aom)",
+            convert(&["-quality", "80"], "p.avif"),
+        ),
+    ];
     // A multi-page TIFF: the first page is the photo, the second is not.
     let pages = scratch.path("pages.tif");
     tools::run_python(
