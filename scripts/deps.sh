@@ -7,12 +7,13 @@
 #                           libjxl-tools (cjxl makes the JPEG XL test files),
 #                           ICC profiles (colord-data: Adobe RGB, sRGB;
 #                           libgs-common: a CMYK profile) for the colour tests,
-#                           and Chromium for the browser tests
+#                           Chromium for the browser tests, and rclone (a
+#                           drop-in client the docs show)
 set -euo pipefail
 
 packages=(cmake nasm libheif-dev)
 if [ "${1:-build}" = test ]; then
-    packages+=(imagemagick libvips-tools libjxl-tools colord-data libgs-common chromium)
+    packages+=(imagemagick libvips-tools libjxl-tools colord-data libgs-common chromium rclone)
 fi
 
 missing=()

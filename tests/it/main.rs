@@ -3,12 +3,14 @@
 
 mod api;
 mod architecture;
+mod backfill;
 mod browser;
 mod cli;
 mod colour;
 mod crash;
 mod delivery;
 mod drop_in;
+mod drop_in_cli;
 mod edge;
 mod formats;
 mod harness;
@@ -17,6 +19,7 @@ mod infra;
 mod orientation;
 mod presign;
 mod reference;
+mod routes;
 mod seed;
 mod setup;
 mod telemetry;
