@@ -57,8 +57,7 @@ pub struct Output {
     pub ops: Vec<Op>,
     /// `None` keeps the source's format where it can be written, else JPEG.
     pub format: Option<Format>,
-    /// `icc=keep` on the format step: the source's colours and profile,
-    /// not sRGB (docs/colour.md).
+    /// `icc=keep` on the format step: the source's profile (docs/colour.md).
     pub icc: Icc,
 }
 
