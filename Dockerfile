@@ -3,14 +3,19 @@
 # One image, one binary: `imgflow api`, `imgflow worker`, `imgflow setup`...
 # (the command is the container's arguments). Stages:
 #
-#   chef     Rust toolchain + cmake/nasm (libjpeg-turbo is built from source) + cargo-chef
+#   chef     Rust toolchain + cmake/nasm (libjpeg-turbo is built from source), libheif-dev
+#            (HEIC/AVIF decoding links Debian's libheif) + cargo-chef
 #   planner  reduces the sources to a dependency recipe (changes only with Cargo.toml/lock)
 #   build    builds the dependencies from that recipe (a cached layer), then imgflow itself
 #   bin      the binary on busybox, for compose's one-shot copy into LocalStack's init hook
 #   runtime  distroless cc (glibc, libgcc; no shell, no package manager), user 65532
 #
-# The build and runtime stages are both Debian 12 (glibc 2.36), so the binary
-# needs nothing the runtime lacks (`ldd`: libc, libm, libgcc_s).
+# The build and runtime stages are both Debian 12 (glibc 2.36). Besides libc,
+# libm and libgcc_s, the binary links libheif 1.15 and what it links (libde265,
+# dav1d, aom, x265, libnuma, libstdc++, zlib): the build stage copies exactly
+# what `ldd` lists into the runtime's library directory (about 27 MB; x265 and
+# aom's encoders are most of it). Not LD_LIBRARY_PATH: sandbox children start
+# with an empty environment.
 
 ARG RUST_IMAGE=rust:1.95.0-slim-bookworm
 # distroless publishes no version tags: the digest is the pin (refresh it with
@@ -21,6 +26,7 @@ ARG BUSYBOX_IMAGE=busybox:1.37.0
 FROM ${RUST_IMAGE} AS chef
 RUN apt-get update \
     && apt-get install -y --no-install-recommends cmake=3.25.1-1 nasm=2.16.01-1 \
+        libheif-dev=1.15.1-1+deb12u1 \
     && rm -rf /var/lib/apt/lists/*
 RUN cargo install cargo-chef --version 0.1.78 --locked
 WORKDIR /src
@@ -30,6 +36,7 @@ COPY . .
 RUN cargo chef prepare --recipe-path recipe.json
 
 FROM chef AS build
+SHELL ["/bin/bash", "-o", "pipefail", "-c"]
 COPY --from=planner /src/recipe.json recipe.json
 # Dependencies only: this layer is reused until Cargo.toml or Cargo.lock change.
 RUN --mount=type=cache,target=/usr/local/cargo/registry \
@@ -38,14 +45,21 @@ COPY . .
 RUN --mount=type=cache,target=/usr/local/cargo/registry \
     cargo build --release --locked --bin imgflow \
     && strip target/release/imgflow \
-    && install -D -m 0755 target/release/imgflow /out/imgflow
+    && install -D -m 0755 target/release/imgflow /out/imgflow \
+    && lib="/out/lib/$(gcc -dumpmachine)" && mkdir -p "$lib" \
+    && ldd /out/imgflow | awk '/=> \//{print $3}' \
+        | grep -Ev '/(libc|libm|libgcc_s|libpthread|libdl|librt)\.so' \
+        | xargs -r cp -L -t "$lib"
 
 FROM ${BUSYBOX_IMAGE} AS bin
 COPY --from=build /out/imgflow /imgflow
-# compose.yaml runs this once to put the binary where LocalStack's ready.d hook finds it.
-CMD ["cp", "/imgflow", "/shared/imgflow"]
+COPY --from=build /out/lib/ /imgflow-lib/
+# compose.yaml runs this once to put the binary, and the libraries it links
+# (libheif...), where LocalStack's ready.d hook finds them.
+CMD ["sh", "-c", "cp /imgflow /shared/imgflow && mkdir -p /shared/lib && cp /imgflow-lib/*/* /shared/lib/"]
 
 FROM ${RUNTIME_IMAGE} AS runtime
+COPY --from=build /out/lib/ /usr/lib/
 COPY --from=build /out/imgflow /usr/local/bin/imgflow
 USER 65532:65532
 # The API's port; the worker's health and metrics listener is 8081.

@@ -1,15 +1,19 @@
 #!/usr/bin/env bash
 # System packages imgflow needs, installed from Debian if missing:
-#   scripts/deps.sh build   cmake and nasm, to build the bundled libjpeg-turbo
+#   scripts/deps.sh build   cmake and nasm, to build the bundled libjpeg-turbo;
+#                           libheif-dev, for HEIC/AVIF decoding (libheif-sys)
 #   scripts/deps.sh test    the above, plus ImageMagick and libvips's tools,
 #                           the independent references the tests compare with,
+#                           libjxl-tools (cjxl makes the JPEG XL test files),
+#                           ICC profiles (colord-data: Adobe RGB, sRGB;
+#                           libgs-common: a CMYK profile) for the colour tests,
 #                           Chromium for the browser tests, and rclone (a
 #                           drop-in client the docs show)
 set -euo pipefail
 
-packages=(cmake nasm)
+packages=(cmake nasm libheif-dev)
 if [ "${1:-build}" = test ]; then
-    packages+=(imagemagick libvips-tools chromium rclone)
+    packages+=(imagemagick libvips-tools libjxl-tools colord-data libgs-common chromium rclone)
 fi
 
 missing=()

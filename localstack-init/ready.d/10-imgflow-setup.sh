@@ -8,6 +8,12 @@
 set -euo pipefail
 
 bin="${IMGFLOW_BIN:-/opt/imgflow/imgflow}"
+# The libraries the binary links that LocalStack's image lacks (libheif and
+# its codecs), copied beside it by imgflow-bin.
+lib="$(dirname "$bin")/lib"
+if [ -d "$lib" ]; then
+    export LD_LIBRARY_PATH="$lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+fi
 AWS_ENDPOINT_URL="${IMGFLOW_SETUP_ENDPOINT:-http://127.0.0.1:4566}" "$bin" setup
 # compose's health check waits for this file before starting the API and worker.
 touch "${IMGFLOW_READY_FILE:-/tmp/imgflow-ready}"

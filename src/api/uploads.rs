@@ -22,7 +22,19 @@ use crate::store::UploadSpec;
 use crate::telemetry;
 
 /// Image types the pipeline decodes.
-pub const ACCEPTED_TYPES: &[&str] = &["image/jpeg", "image/png", "image/webp", "image/gif"];
+pub const ACCEPTED_TYPES: &[&str] = &[
+    "image/jpeg",
+    "image/png",
+    "image/webp",
+    "image/gif",
+    "image/tiff",
+    "image/bmp",
+    "image/heic",
+    "image/heif",
+    "image/avif",
+    "image/jxl",
+    "image/svg+xml",
+];
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]

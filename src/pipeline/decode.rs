@@ -2,14 +2,19 @@
 //! scale where every output only needs a smaller image.
 //!
 //! JPEG goes through libjpeg-turbo, whose DCT scaling decodes at 1/8..8/8 of
-//! the size for a fraction of the work; anything it refuses (CMYK, a
-//! truncated file) falls back to the `image` crate, as do PNG, WebP and GIF.
+//! the size for a fraction of the work (CMYK too, converted through its
+//! profile); anything it refuses (a truncated file) falls back to the `image`
+//! crate, as do PNG, WebP, GIF, TIFF and BMP. HEIF, AVIF, JPEG XL and SVG
+//! are `formats`'. Every source is converted to sRGB (`colour`) before it
+//! is brought to 8 bits.
 
 use std::io::Cursor;
 
 use image::metadata::Orientation;
 use image::{DynamicImage, ImageDecoder, ImageFormat, ImageReader};
 
+use super::colour::{self, Colour};
+use super::formats::{self, SourceFormat};
 use super::guard;
 use super::{Limits, PipelineError};
 
@@ -22,7 +27,7 @@ pub const MAX_PNG_METADATA_BYTES: u64 = 16 * 1024 * 1024;
 /// What the header says, before any pixel is decoded.
 #[derive(Debug, Clone, Copy)]
 pub struct Probe {
-    pub format: ImageFormat,
+    pub format: SourceFormat,
     /// As stored, before orientation.
     pub width: u32,
     pub height: u32,
@@ -63,7 +68,11 @@ pub fn probe(bytes: &[u8], limits: &Limits) -> Result<Probe, PipelineError> {
             max_bytes: limits.max_bytes,
         });
     }
+    if let Some(format) = formats::sniff(bytes) {
+        return formats::probe(format, bytes, limits);
+    }
     let (format, mut decoder) = open(bytes, limits)?;
+    let format = SourceFormat::from_image(format).ok_or(PipelineError::UnsupportedImage)?;
     let (width, height) = decoder.dimensions();
     check_limits(width, height, limits)?;
     let mut probe = Probe {
@@ -76,11 +85,11 @@ pub fn probe(bytes: &[u8], limits: &Limits) -> Result<Probe, PipelineError> {
         extra_pixels: 0,
     };
     match format {
-        ImageFormat::Jpeg => {
+        SourceFormat::Jpeg => {
             guard::check_jpeg_scans(bytes).map_err(PipelineError::DecodeLimit)?;
             probe.scalable = turbo_colorspace(bytes).is_some();
         }
-        ImageFormat::Gif => {
+        SourceFormat::Gif => {
             let first = guard::check_gif_frames(bytes).map_err(PipelineError::DecodeLimit)?;
             if let Some(frame) = first.filter(|f| (f.width, f.height) != (width, height)) {
                 probe.extra_pixels = u64::from(frame.width) * u64::from(frame.height);
@@ -131,7 +140,9 @@ fn turbo_colorspace(bytes: &[u8]) -> Option<turbojpeg::PixelFormat> {
         turbojpeg::Colorspace::YCbCr | turbojpeg::Colorspace::RGB => {
             Some(turbojpeg::PixelFormat::RGB)
         }
-        _ => None,
+        turbojpeg::Colorspace::CMYK | turbojpeg::Colorspace::YCCK => {
+            Some(turbojpeg::PixelFormat::CMYK)
+        }
     }
 }
 
@@ -151,17 +162,20 @@ pub(super) fn check_limits(width: u32, height: u32, limits: &Limits) -> Result<(
     Ok(())
 }
 
-/// Decode at `eighths`/8 of the full size (JPEG only; other formats ignore
-/// it), apply the EXIF orientation, and normalise to 8 bits per channel.
+/// Decode at `eighths`/8 of the full size (JPEG only) or at `size` (SVG;
+/// other formats ignore both), convert to sRGB, apply the EXIF orientation,
+/// and normalise to 8 bits per channel; `keep_native` also keeps the
+/// unconverted pixels (for `icc=keep` outputs).
 pub fn decode(
     bytes: &[u8],
     probe: &Probe,
-    eighths: u8,
+    (eighths, size): (u8, (u32, u32)),
     limits: &Limits,
-) -> Result<DynamicImage, PipelineError> {
-    let image = match probe.format {
-        ImageFormat::Jpeg => match decode_turbo(bytes, eighths)? {
-            Some(image) => image,
+    keep_native: bool,
+) -> Result<colour::Decoded, PipelineError> {
+    let (image, colour) = match probe.format {
+        SourceFormat::Jpeg => match decode_turbo(bytes, eighths, limits)? {
+            Some(decoded) => decoded,
             // The `image` crate decodes a truncated JPEG without complaint
             // (grey below the cut): refuse one with no end-of-image marker.
             None if !has_jpeg_end(bytes) => {
@@ -171,17 +185,28 @@ pub fn decode(
             }
             None => decode_generic(bytes, limits)?,
         },
+        SourceFormat::Heif | SourceFormat::Avif | SourceFormat::JpegXl | SourceFormat::Svg => {
+            formats::decode(bytes, probe.format, size, limits)?
+        }
         _ => decode_generic(bytes, limits)?,
     };
-    let mut image = to_8_bit(image);
-    image.apply_orientation(probe.orientation);
-    Ok(image)
+    Ok(colour::finish(
+        image,
+        colour,
+        probe.orientation,
+        keep_native,
+        to_8_bit,
+    ))
 }
 
-/// libjpeg-turbo; `None` for colour spaces it cannot turn into RGB (CMYK,
-/// YCCK), which the `image` crate decodes instead. A truncated or damaged
-/// file is an error, not a partly grey picture (sharp's default too).
-fn decode_turbo(bytes: &[u8], eighths: u8) -> Result<Option<DynamicImage>, PipelineError> {
+/// libjpeg-turbo, and the ICC profile. CMYK and YCCK come out as CMYK and
+/// are converted to sRGB here, through their profile. A truncated or
+/// damaged file is an error, not a partly grey picture (sharp's default too).
+fn decode_turbo(
+    bytes: &[u8],
+    eighths: u8,
+    limits: &Limits,
+) -> Result<Option<(DynamicImage, Colour)>, PipelineError> {
     let tj = |e: turbojpeg::Error| PipelineError::Corrupt(e.to_string());
     let mut decompressor = turbojpeg::Decompressor::new().map_err(tj)?;
     // `probe` counted the scans already; this keeps libjpeg-turbo to the
@@ -195,13 +220,14 @@ fn decode_turbo(bytes: &[u8], eighths: u8) -> Result<Option<DynamicImage>, Pipel
             .map_err(tj)?;
     }
     let header = decompressor.read_header(bytes).map_err(tj)?;
-    let (format, gray) = match header.colorspace {
-        turbojpeg::Colorspace::Gray => (turbojpeg::PixelFormat::GRAY, true),
-        turbojpeg::Colorspace::YCbCr | turbojpeg::Colorspace::RGB => {
-            (turbojpeg::PixelFormat::RGB, false)
-        }
-        _ => return Ok(None),
+    let format = match header.colorspace {
+        turbojpeg::Colorspace::Gray => turbojpeg::PixelFormat::GRAY,
+        turbojpeg::Colorspace::YCbCr | turbojpeg::Colorspace::RGB => turbojpeg::PixelFormat::RGB,
+        turbojpeg::Colorspace::CMYK | turbojpeg::Colorspace::YCCK => turbojpeg::PixelFormat::CMYK,
     };
+    let icc = open(bytes, limits)
+        .ok()
+        .and_then(|(_, mut decoder)| decoder.icc_profile().ok().flatten());
     let scaled = header.scaled(decompressor.scaling_factor());
     let pitch = scaled.width * format.size();
     let mut image = turbojpeg::Image {
@@ -216,27 +242,43 @@ fn decode_turbo(bytes: &[u8], eighths: u8) -> Result<Option<DynamicImage>, Pipel
         .map_err(tj)?;
     // The header's sizes passed the limits, so they fit in u32.
     let (w, h) = (scaled.width as u32, scaled.height as u32);
-    let image = if gray {
-        image::GrayImage::from_raw(w, h, image.pixels).map(DynamicImage::ImageLuma8)
-    } else {
-        image::RgbImage::from_raw(w, h, image.pixels).map(DynamicImage::ImageRgb8)
+    let pixels = image.pixels;
+    let image = match format {
+        turbojpeg::PixelFormat::GRAY => {
+            image::GrayImage::from_raw(w, h, pixels).map(DynamicImage::ImageLuma8)
+        }
+        turbojpeg::PixelFormat::CMYK if pixels.len() == w as usize * h as usize * 4 => {
+            // Converted here: the profile describes ink, not the RGB that follows.
+            let inverted = formats::adobe_inverted(bytes);
+            let rgb = colour::cmyk_to_srgb(w, h, pixels, inverted, icc.as_deref());
+            let colour = icc.map_or(Colour::Untagged, Colour::Converted);
+            return Ok(Some((DynamicImage::ImageRgb8(rgb), colour)));
+        }
+        _ => image::RgbImage::from_raw(w, h, pixels).map(DynamicImage::ImageRgb8),
     };
+    let colour = icc.map_or(Colour::Untagged, Colour::Icc);
     image
-        .map(Some)
+        .map(|image| Some((image, colour)))
         .ok_or_else(|| PipelineError::Corrupt("decoded buffer of the wrong size".into()))
 }
 
-fn decode_generic(bytes: &[u8], limits: &Limits) -> Result<DynamicImage, PipelineError> {
-    let (_, decoder) = open(bytes, limits)?;
+fn decode_generic(bytes: &[u8], limits: &Limits) -> Result<(DynamicImage, Colour), PipelineError> {
+    let (_, mut decoder) = open(bytes, limits)?;
+    let colour = decoder
+        .icc_profile()
+        .ok()
+        .flatten()
+        .map_or(Colour::Untagged, Colour::Icc);
     // Animated GIF and WebP: only the first frame is decoded.
-    DynamicImage::from_decoder(decoder).map_err(|e| match e {
+    let image = DynamicImage::from_decoder(decoder).map_err(|e| match e {
         image::ImageError::Limits(e) => PipelineError::DecodeLimit(e.to_string()),
         e => PipelineError::Corrupt(e.to_string()),
-    })
+    })?;
+    Ok((image, colour))
 }
 
 /// Every operation works on 8-bit gray, gray+alpha, RGB or RGBA.
-fn to_8_bit(image: DynamicImage) -> DynamicImage {
+pub(super) fn to_8_bit(image: DynamicImage) -> DynamicImage {
     match image {
         DynamicImage::ImageLuma8(_)
         | DynamicImage::ImageLumaA8(_)

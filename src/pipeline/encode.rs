@@ -1,24 +1,43 @@
 //! Encoders. Nothing of the source's metadata (EXIF, ICC, XMP) is copied:
-//! outputs are stripped by construction.
+//! outputs are stripped by construction, except the ICC profile an
+//! `icc=keep` output passes in (`embed`).
 
 use std::borrow::Cow;
 
 use image::codecs::png::{CompressionType, FilterType, PngEncoder};
-use image::{DynamicImage, Rgb, RgbImage};
+use image::{DynamicImage, ImageEncoder, Rgb, RgbImage};
+
+use super::embed;
 
 use crate::recipe::{Format, WebPQuality};
 
-pub(super) fn encode(image: &DynamicImage, format: Format) -> Result<Vec<u8>, String> {
+/// Encode `image`; `icc`, when given, is embedded (JPEG, PNG, WebP).
+pub(super) fn encode(
+    image: &DynamicImage,
+    format: Format,
+    icc: Option<&[u8]>,
+) -> Result<Vec<u8>, String> {
     match format {
         Format::Jpeg {
             quality,
             background,
-        } => jpeg(&flatten(image, background.0), quality),
+        } => {
+            let out = jpeg(&flatten(image, background.0), quality)?;
+            match icc {
+                Some(icc) => embed::jpeg(out, icc),
+                None => Ok(out),
+            }
+        }
         Format::Png => {
             let mut out = Vec::new();
             // Fast: 25x quicker than the default level for ~10% more bytes.
-            let encoder =
+            let mut encoder =
                 PngEncoder::new_with_quality(&mut out, CompressionType::Fast, FilterType::Adaptive);
+            if let Some(icc) = icc {
+                encoder
+                    .set_icc_profile(icc.to_vec())
+                    .map_err(|e| e.to_string())?;
+            }
             image
                 .write_with_encoder(encoder)
                 .map_err(|e| e.to_string())?;
@@ -35,7 +54,10 @@ pub(super) fn encode(image: &DynamicImage, format: Format) -> Result<Vec<u8>, St
                 let encoder = webp::Encoder::from_rgb(rgb.as_raw(), w, h);
                 webp_encode(&encoder, quality)
             }?;
-            Ok(memory.to_vec())
+            match icc {
+                Some(icc) => embed::webp(&memory, w, h, icc),
+                None => Ok(memory.to_vec()),
+            }
         }
         Format::Gif => {
             let mut out = Vec::new();

@@ -6,8 +6,11 @@
 //! exactly the same code. Its stages are `tracing` spans: a facade that
 //! records nothing unless the caller installed a subscriber.
 
+mod colour;
 mod decode;
+mod embed;
 mod encode;
+pub mod formats;
 mod guard;
 mod ops;
 mod plan;
@@ -15,9 +18,12 @@ mod watermark;
 
 use std::time::{Duration, Instant};
 
-use image::{DynamicImage, ImageFormat};
+use image::DynamicImage;
 
-use crate::recipe::{Format, Op, Output, Recipe};
+pub use colour::Colour;
+pub use formats::SourceFormat;
+
+use crate::recipe::{Format, Icc, Op, Output, Recipe};
 
 /// Checked before any pixel is decoded, on the source and (by [`plan`]) on
 /// every image a job makes from it.
@@ -44,7 +50,9 @@ impl Default for Limits {
 /// same input fails the same way, so it is reported, never retried.
 #[derive(Debug, thiserror::Error)]
 pub enum PipelineError {
-    #[error("the file is not an image in a supported format (JPEG, PNG, WebP, GIF)")]
+    #[error(
+        "the file is not an image in a supported format (JPEG, PNG, WebP, GIF, TIFF, BMP, HEIC/HEIF, AVIF, JPEG XL, SVG)"
+    )]
     UnsupportedImage,
     #[error(
         "the image is {width}x{height}; the limit is {max_width}x{max_height} and {max_pixels} pixels"
@@ -111,8 +119,14 @@ impl PipelineError {
 
 /// A decoded source, oriented upright.
 pub struct Source {
+    /// sRGB, 8 bits per channel.
     pub image: DynamicImage,
-    pub format: ImageFormat,
+    /// The source's own colours (8 bits), kept only for `icc=keep` outputs
+    /// when the source has an ICC profile.
+    pub native: Option<DynamicImage>,
+    /// What the source said of its colours (its ICC profile, if any).
+    pub colour: Colour,
+    pub format: SourceFormat,
     /// Upright size of the full image; `image` may be smaller when it was
     /// decoded at a reduced scale for outputs that all start by shrinking.
     pub full_size: (u32, u32),
@@ -133,6 +147,13 @@ pub use decode::{MAX_PNG_METADATA_BYTES, Probe};
 pub use guard::MAX_JPEG_SCANS;
 pub use plan::{OutputPlan, Plan, WEBP_MAX_DIMENSION, plan};
 
+/// Initialise the decoders that touch the file system when they start
+/// (libheif looks for plugins), so that a sandboxed process can do it
+/// before it gives up `open`. Idempotent; decoding calls it anyway.
+pub fn prepare() {
+    formats::heif::init();
+}
+
 /// Read the header (format, size, orientation) and check the limits, without
 /// decoding pixels.
 pub fn probe(bytes: &[u8], limits: &Limits) -> Result<Probe, PipelineError> {
@@ -143,21 +164,25 @@ pub fn probe(bytes: &[u8], limits: &Limits) -> Result<Probe, PipelineError> {
 /// pixels are allocated, and apply the EXIF orientation.
 pub fn decode(bytes: &[u8], limits: &Limits) -> Result<Source, PipelineError> {
     let probe = decode::probe(bytes, limits)?;
-    decode_at(bytes, &probe, 8, limits)
+    decode_at(bytes, &probe, (8, probe.upright()), limits, false)
 }
 
-/// Decode at `eighths`/8 of the full size (a [`Plan`]'s choice: as small as
-/// the largest output allows).
+/// Decode at `eighths`/8 of the full size or, for a vector, at `size` (a
+/// [`Plan`]'s choice: as small as the largest output allows); `keep_native`
+/// for recipes with `icc=keep` outputs.
 fn decode_at(
     bytes: &[u8],
     probe: &Probe,
-    eighths: u8,
+    scale: (u8, (u32, u32)),
     limits: &Limits,
+    keep_native: bool,
 ) -> Result<Source, PipelineError> {
     let full_size = probe.upright();
-    let image = decode::decode(bytes, probe, eighths, limits)?;
+    let decoded = decode::decode(bytes, probe, scale, limits, keep_native)?;
     Ok(Source {
-        image,
+        image: decoded.image,
+        native: decoded.native,
+        colour: decoded.colour,
         format: probe.format,
         full_size,
     })
@@ -202,7 +227,12 @@ fn render_timed(
 ) -> Result<Rendition, PipelineError> {
     let _output = tracing::info_span!("render", output = %output.name).entered();
     let started = Instant::now();
-    let mut image = std::borrow::Cow::Borrowed(&source.image);
+    // `icc=keep`: the unconverted pixels and their profile, when there are any.
+    let (start, icc) = match (&source.native, output.icc) {
+        (Some(native), Icc::Keep) => (native, source.colour.icc()),
+        _ => (&source.image, None),
+    };
+    let mut image = std::borrow::Cow::Borrowed(start);
     for (i, op) in output.ops.iter().enumerate() {
         let _op = tracing::info_span!("operation", otel.name = op.name(), step = %op).entered();
         // The first step sees the full-size geometry even if decoding was scaled.
@@ -227,7 +257,7 @@ fn render_timed(
     );
     let started = Instant::now();
     let bytes = span
-        .in_scope(|| encode::encode(&image, format))
+        .in_scope(|| encode::encode(&image, format, icc))
         .map_err(|reason| PipelineError::Encode {
             output: output.name.clone(),
             reason,
@@ -273,10 +303,11 @@ pub fn run_timed(
         let probe = decode::probe(bytes, limits)?;
         // Every size and the work are known before a pixel is decoded.
         let plan = plan(&probe, recipe, limits)?;
-        decode_at(bytes, &probe, plan.eighths, limits)
+        let keep = recipe.outputs.iter().any(|o| o.icc == Icc::Keep);
+        decode_at(bytes, &probe, (plan.eighths, plan.decoded), limits, keep)
     })?;
     times.decode = started.elapsed();
-    span.record("format", source.format.extensions_str()[0]);
+    span.record("format", source.format.name());
     span.record("width", source.full_size.0);
     span.record("height", source.full_size.1);
     drop(span);
@@ -289,13 +320,16 @@ pub fn run_timed(
 }
 
 /// Keep the source's format where we can write it; otherwise JPEG.
-fn default_format(source: ImageFormat) -> Format {
+/// Vectors and lossless sources (SVG, PNG, TIFF, BMP) default to PNG.
+fn default_format(source: SourceFormat) -> Format {
     match source {
-        ImageFormat::Png => Format::Png,
-        ImageFormat::WebP => Format::WebP {
+        SourceFormat::Png | SourceFormat::Svg | SourceFormat::Tiff | SourceFormat::Bmp => {
+            Format::Png
+        }
+        SourceFormat::WebP => Format::WebP {
             quality: crate::recipe::WebPQuality::Lossy(crate::recipe::DEFAULT_WEBP_QUALITY),
         },
-        ImageFormat::Gif => Format::Gif,
+        SourceFormat::Gif => Format::Gif,
         _ => Format::JPEG,
     }
 }

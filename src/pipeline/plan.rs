@@ -54,11 +54,17 @@ pub fn plan(probe: &Probe, recipe: &Recipe, limits: &Limits) -> Result<Plan, Pip
     };
     // libjpeg-turbo rounds scaled sizes up.
     let scaled = |side: u32| (u64::from(side) * u64::from(eighths)).div_ceil(8) as u32;
-    let decoded = (scaled(full.0), scaled(full.1));
+    let decoded = if probe.format.is_vector() {
+        super::formats::svg::raster_size(full, recipe, limits)
+    } else {
+        (scaled(full.0), scaled(full.1))
+    };
     let source = pixels(decoded);
     // While decoding: the decoder's buffer and one conversion (to 8 bits)
-    // or orientation copy, plus a GIF frame decoded on its own.
-    let mut peak = 2 * source + probe.extra_pixels;
+    // or orientation copy, plus a GIF frame decoded on its own; for
+    // `icc=keep` outputs, the unconverted pixels as well.
+    let keeps = recipe.outputs.iter().any(|o| o.icc == recipe::Icc::Keep);
+    let mut peak = 2 * source + probe.extra_pixels + if keeps { source } else { 0 };
     let mut work = 0u64;
     let mut outputs = Vec::with_capacity(recipe.outputs.len());
     for output in &recipe.outputs {

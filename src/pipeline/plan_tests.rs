@@ -27,7 +27,7 @@ fn gray_png(width: u32, height: u32) -> Vec<u8> {
 
 fn probe_of(format: ImageFormat, width: u32, height: u32) -> Probe {
     Probe {
-        format,
+        format: crate::pipeline::SourceFormat::from_image(format).expect("an image-crate format"),
         width,
         height,
         orientation: Orientation::NoTransforms,
@@ -149,7 +149,7 @@ fn a_16384_wide_webp_is_refused_as_encode_failed_without_panicking() {
     // The encoder itself returns the error rather than panicking.
     let image = DynamicImage::ImageLuma8(GrayImage::new(WEBP_MAX_DIMENSION + 1, 1));
     let format = crate::recipe::Format::from_extension("webp").unwrap();
-    assert!(super::super::encode::encode(&image, format).is_err());
+    assert!(super::super::encode::encode(&image, format, None).is_err());
     // One pixel less is fine.
     assert!(run(&gray_png(16_383, 1), &recipe("webp"), &Limits::default()).is_ok());
 }

@@ -1,5 +1,7 @@
 use std::io::Cursor;
 
+use image::ImageFormat;
+
 use super::ops::target_size;
 use super::*;
 use crate::recipe::{Fit, Resize};

@@ -57,6 +57,18 @@ pub struct Output {
     pub ops: Vec<Op>,
     /// `None` keeps the source's format where it can be written, else JPEG.
     pub format: Option<Format>,
+    /// `icc=keep` on the format step: the source's profile (docs/colour.md).
+    pub icc: Icc,
+}
+
+/// What an output does with the source's colour profile.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Icc {
+    /// Converted to sRGB, written untagged (the default).
+    #[default]
+    Srgb,
+    /// The source's own colours, with its profile embedded (JPEG, PNG, WebP).
+    Keep,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -327,7 +339,12 @@ impl fmt::Display for Output {
         write!(f, "{}:", self.name)?;
         let mut steps: Vec<String> = self.ops.iter().map(Op::to_string).collect();
         if let Some(format) = self.format {
-            steps.push(format.to_string());
+            let keep = if self.icc == Icc::Keep {
+                ",icc=keep"
+            } else {
+                ""
+            };
+            steps.push(format!("{format}{keep}"));
         }
         f.write_str(&steps.join("/"))
     }
@@ -401,22 +418,6 @@ impl fmt::Display for Op {
             Op::Blur { sigma } => write!(f, "blur,sigma={sigma}"),
             Op::Sharpen { sigma, amount } => write!(f, "sharpen,sigma={sigma},amount={amount}"),
         }
-    }
-}
-
-impl fmt::Display for Length {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Length::Px(px) => write!(f, "{px}"),
-            Length::Pct(pct) => write!(f, "{pct}pct"),
-        }
-    }
-}
-
-impl fmt::Display for Rgb {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let [r, g, b] = self.0;
-        write!(f, "{r:02x}{g:02x}{b:02x}")
     }
 }
 

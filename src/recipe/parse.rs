@@ -7,8 +7,8 @@ use super::value::{
 };
 use super::{
     Anchor, Crop, DEFAULT_JPEG_QUALITY, DEFAULT_OUTPUT_NAME, DEFAULT_WEBP_QUALITY, Fit, FlipAxis,
-    Format, Length, MAX_OUTPUTS, MAX_RECIPE_LEN, MAX_STEPS, Op, Output, Recipe, Resize, Rotation,
-    WHITE, Watermark, WebPQuality,
+    Format, Icc, Length, MAX_OUTPUTS, MAX_RECIPE_LEN, MAX_STEPS, Op, Output, Recipe, Resize,
+    Rotation, WHITE, Watermark, WebPQuality,
 };
 
 pub(super) fn parse(input: &str) -> Result<Recipe, ParseError> {
@@ -78,6 +78,7 @@ fn parse_output(span: Span<'_>) -> Result<Output, ParseError> {
     }
     let mut ops = Vec::new();
     let mut format = None;
+    let mut icc = Icc::Srgb;
     for (i, step) in chain.split('/').enumerate() {
         if i == MAX_STEPS {
             return Err(step.error(format!("at most {MAX_STEPS} steps in one output")));
@@ -87,10 +88,15 @@ fn parse_output(span: Span<'_>) -> Result<Output, ParseError> {
         }
         match parse_step(step)? {
             Step::Op(op) => ops.push(op),
-            Step::Format(f) => format = Some(f),
+            Step::Format(f, keep) => (format, icc) = (Some(f), keep),
         }
     }
-    Ok(Output { name, ops, format })
+    Ok(Output {
+        name,
+        ops,
+        format,
+        icc,
+    })
 }
 
 fn parse_name(span: Span<'_>) -> Result<String, ParseError> {
@@ -111,7 +117,7 @@ fn parse_name(span: Span<'_>) -> Result<String, ParseError> {
 
 enum Step {
     Op(Op),
-    Format(Format),
+    Format(Format, Icc),
 }
 
 /// `key=value` pairs of one step, each checked off as it is used so that
@@ -156,6 +162,14 @@ fn parse_step(span: Span<'_>) -> Result<Step, ParseError> {
     let mut parts = span.split_any(&[',', ';']);
     let op = parts.next().unwrap_or(span);
     let mut p = Params::parse(op.text, parts)?;
+    // JPEG, PNG and WebP can carry the source's profile.
+    let carries_icc = matches!(op.text, "jpeg" | "jpg" | "png" | "webp");
+    let icc = match carries_icc.then(|| p.take("icc")).flatten() {
+        None => Icc::Srgb,
+        Some(v) if v.text == "keep" => Icc::Keep,
+        Some(v) if v.text == "srgb" => Icc::Srgb,
+        Some(v) => return Err(v.error("`keep` or `srgb`")),
+    };
     let step = match op.text {
         "resize" => {
             let width = p.take("w").map(dimension).transpose()?;
@@ -300,15 +314,18 @@ fn parse_step(span: Span<'_>) -> Result<Step, ParseError> {
                 .transpose()?
                 .unwrap_or(DEFAULT_JPEG_QUALITY);
             let background = p.take("bg").map(rgb).transpose()?.unwrap_or(WHITE);
-            p.finish("q, bg")?;
-            Step::Format(Format::Jpeg {
-                quality,
-                background,
-            })
+            p.finish("q, bg, icc")?;
+            Step::Format(
+                Format::Jpeg {
+                    quality,
+                    background,
+                },
+                icc,
+            )
         }
         "png" => {
-            p.finish("none")?;
-            Step::Format(Format::Png)
+            p.finish("icc")?;
+            Step::Format(Format::Png, icc)
         }
         "webp" => {
             let q = p.take("q").map(quality).transpose()?;
@@ -317,17 +334,17 @@ fn parse_step(span: Span<'_>) -> Result<Step, ParseError> {
                 .map(boolean)
                 .transpose()?
                 .unwrap_or(false);
-            p.finish("q, lossless")?;
+            p.finish("q, lossless, icc")?;
             let quality = match (lossless, q) {
                 (true, Some(_)) => return Err(span.error("`q` or `lossless=true`, not both")),
                 (true, None) => WebPQuality::Lossless,
                 (false, q) => WebPQuality::Lossy(q.unwrap_or(DEFAULT_WEBP_QUALITY)),
             };
-            Step::Format(Format::WebP { quality })
+            Step::Format(Format::WebP { quality }, icc)
         }
         "gif" => {
             p.finish("none")?;
-            Step::Format(Format::Gif)
+            Step::Format(Format::Gif, icc)
         }
         _ => {
             return Err(op.error(

@@ -19,6 +19,7 @@ fn a_single_unnamed_output_is_called_main() {
             name: "main".into(),
             ops: vec![resize(Some(800), None, Fit::Inside)],
             format: None,
+            icc: Icc::Srgb,
         }]
     );
 }
@@ -315,6 +316,7 @@ mod properties {
                         name: format!("out-{i}"),
                         ops,
                         format,
+                        icc: Icc::Srgb,
                     })
                     .collect(),
             })
@@ -355,4 +357,27 @@ fn a_recipe_whose_canonical_form_is_too_long_is_refused() {
         err.expected.contains("once defaults are written out"),
         "{err}"
     );
+}
+
+#[test]
+fn icc_keep_parses_on_jpeg_png_and_webp_and_round_trips() {
+    for text in ["jpeg,icc=keep", "png,icc=keep", "webp,q=90,icc=keep"] {
+        let recipe = Recipe::parse(text).unwrap();
+        assert_eq!(recipe.outputs[0].icc, Icc::Keep, "{text}");
+        assert_eq!(
+            Recipe::parse(&recipe.to_string()).unwrap(),
+            recipe,
+            "{text}"
+        );
+    }
+    assert_eq!(Recipe::parse("png").unwrap().outputs[0].icc, Icc::Srgb);
+    assert_eq!(
+        Recipe::parse("png,icc=srgb").unwrap().outputs[0].icc,
+        Icc::Srgb
+    );
+    assert!(
+        Recipe::parse("gif,icc=keep").is_err(),
+        "GIF carries no profile"
+    );
+    assert!(Recipe::parse("png,icc=drop").is_err());
 }

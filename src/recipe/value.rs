@@ -184,3 +184,21 @@ const TEXT_ESCAPES: &AsciiSet = &NON_ALPHANUMERIC
 pub fn encode_text(text: &str) -> String {
     utf8_percent_encode(text, TEXT_ESCAPES).to_string()
 }
+
+// The canonical forms of `Length` and `Rgb`, as the parser reads them.
+
+impl std::fmt::Display for Length {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Length::Px(px) => write!(f, "{px}"),
+            Length::Pct(pct) => write!(f, "{pct}pct"),
+        }
+    }
+}
+
+impl std::fmt::Display for Rgb {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let [r, g, b] = self.0;
+        write!(f, "{r:02x}{g:02x}{b:02x}")
+    }
+}

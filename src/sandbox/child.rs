@@ -69,6 +69,9 @@ pub fn main(memory_bytes: u64, cpu_secs: u64) -> ! {
 }
 
 fn serve(memory_bytes: u64, cpu_secs: u64) -> std::io::Result<()> {
+    // Decoders that read files when they start (libheif's plugin directory)
+    // do it now: once confined, there is no `open`.
+    crate::pipeline::prepare();
     confine(memory_bytes, cpu_secs)?;
     let spans = Spans::install();
     let mut stdin = std::io::stdin().lock();

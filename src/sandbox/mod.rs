@@ -100,8 +100,14 @@ impl Sandbox {
             .env_clear()
             // A fresh process faults in every page it decodes into; huge
             // pages (where the kernel offers them on request) make that
-            // hundreds of faults instead of thousands.
-            .env("GLIBC_TUNABLES", "glibc.malloc.hugetlb=1")
+            // hundreds of faults instead of thousands. One malloc arena:
+            // a decoder's threads (libheif's libde265) would otherwise get
+            // arenas of their own, and trimming one reads
+            // /proc/sys/vm/overcommit_memory, an `open` seccomp refuses.
+            .env(
+                "GLIBC_TUNABLES",
+                "glibc.malloc.hugetlb=1:glibc.malloc.arena_max=1",
+            )
             .kill_on_drop(true)
             .spawn()
     }

@@ -190,29 +190,43 @@ fn vips_decode(file: &Path, scratch: &Scratch) -> DynamicImage {
 
 // ---------------------------------------------------------- (a) resizing --
 
+/// sRGB's profile from Debian's colord-data (scripts/deps.sh installs it).
+const SRGB_ICC: &str = "/usr/share/color/icc/colord/sRGB.icc";
+
 /// Lanczos-3 resizes of `source` to exactly `size`, by ImageMagick
 /// (`-filter Lanczos -resize WxH!`) and by libvips (`vips resize --kernel
-/// lanczos3`). Both work on the stored sRGB values, as the pipeline does.
+/// lanczos3`), after converting to sRGB as the pipeline does.
 fn reference_resizes(
     source: &Path,
     size: (u32, u32),
     scratch: &Scratch,
 ) -> Vec<(&'static str, RgbImage)> {
     let from = image::image_dimensions(source).expect("source dimensions");
+    // Both convert a tagged source (rocket.jpg is Adobe RGB) to sRGB first,
+    // as the pipeline does; an untagged one is left as it is.
     let magick = scratch.path("imagemagick.png");
     tool(
         Command::new(imagemagick("convert"))
             .arg(source)
+            .args(["-intent", "relative", "-profile", SRGB_ICC])
             .args(["-filter", "Lanczos", "-resize"])
             .arg(format!("{}x{}!", size.0, size.1))
             .args(["-depth", "8"])
             .arg(&magick),
     );
     let libvips = scratch.path("vips.png");
+    let srgb = scratch.path("vips-srgb.v");
+    tool(
+        Command::new(vips())
+            .arg("icc_transform")
+            .arg(source)
+            .arg(&srgb)
+            .args(["srgb", "--embedded", "--intent", "relative"]),
+    );
     tool(
         Command::new(vips())
             .arg("resize")
-            .arg(source)
+            .arg(&srgb)
             .arg(&libvips)
             .arg((f64::from(size.0) / f64::from(from.0)).to_string())
             .arg("--vscale")
