@@ -13,6 +13,8 @@ use crate::config::{AwsConfig, Resources};
 pub struct Clients {
     pub s3: aws_sdk_s3::Client,
     pub sqs: aws_sdk_sqs::Client,
+    /// Only `setup --events-topic` uses it.
+    pub sns: aws_sdk_sns::Client,
 }
 
 impl Clients {
@@ -47,6 +49,7 @@ impl Clients {
         Clients {
             s3: aws_sdk_s3::Client::from_conf(s3),
             sqs: aws_sdk_sqs::Client::new(&shared),
+            sns: aws_sdk_sns::Client::new(&shared),
         }
     }
 }

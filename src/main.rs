@@ -92,6 +92,8 @@ struct SetupArgs {
     queue: QueueConfig,
     #[command(flatten)]
     cors: CorsOrigins,
+    #[command(flatten)]
+    options: setup::Options,
 }
 
 #[derive(Args)]
@@ -226,13 +228,8 @@ async fn run(command: Command) -> anyhow::Result<()> {
         }
         Command::Setup(args) => {
             let clients = Clients::new(&args.aws).await;
-            let report = setup::setup(&clients, &args.resources, &args.queue).await?;
-            setup::cors(&clients, &args.resources, &args.cors.list()).await?;
-            println!(
-                "ready: inbox s3://{} → queue {} (DLQ {}) → outbox s3://{}",
-                args.resources.inbox, report.queue_url, report.dlq_url, args.resources.outbox
-            );
-            Ok(())
+            let (res, origins) = (&args.resources, args.cors.list());
+            setup::command(&clients, res, &args.queue, &origins, &args.options).await
         }
         Command::Process(args) => process::process(&args),
         Command::Submit(args) => client::submit(&args).await,
