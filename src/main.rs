@@ -12,7 +12,7 @@ use imgflow::config::{
 };
 use imgflow::process::{self, ProcessArgs};
 use imgflow::telemetry::{self, LogFormat};
-use imgflow::{dlq, setup};
+use imgflow::{dlq, finished, setup};
 
 #[derive(Parser)]
 #[command(
@@ -49,6 +49,8 @@ enum Command {
     Submit(SubmitArgs),
     /// List the dead-letter queue, or send its messages back to the job queue
     Dlq(DlqArgs),
+    /// "Job finished" events (`setup --events-queue`): `events tail` prints them
+    Events(finished::EventsArgs),
     /// Exit 0 when a health URL answers 2xx (a container's HEALTHCHECK)
     Healthcheck(HealthcheckArgs),
 }
@@ -177,6 +179,7 @@ impl Command {
             Command::Worker(a) => Some(&a.service.aws),
             Command::Setup(a) => Some(&a.aws),
             Command::Dlq(a) => Some(&a.aws),
+            Command::Events(a) => Some(a.aws()),
             Command::Process(_) | Command::Submit(_) | Command::Healthcheck(_) => None,
         }
     }
@@ -234,6 +237,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
         Command::Process(args) => process::process(&args),
         Command::Submit(args) => client::submit(&args).await,
         Command::Healthcheck(args) => client::healthcheck(&args.url).await,
+        Command::Events(args) => finished::run(&args).await,
         Command::Dlq(args) => {
             let clients = Clients::new(&args.aws).await;
             match args.action {

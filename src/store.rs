@@ -355,6 +355,27 @@ impl Store {
         })
     }
 
+    /// Delete outbox objects (a removed source's outputs and manifest);
+    /// one already gone is not an error.
+    pub async fn delete_outputs(&self, keys: &[String]) -> anyhow::Result<()> {
+        for key in keys {
+            let deleted = self
+                .s3
+                .delete_object()
+                .bucket(&self.outbox)
+                .key(key)
+                .send()
+                .await;
+            found(deleted, || format!("deleting s3://{}/{key}", self.outbox))?;
+        }
+        Ok(())
+    }
+
+    /// An outbox manifest by its own key (as a "job finished" event names it).
+    pub async fn manifest_at(&self, manifest_key: &str) -> anyhow::Result<Option<Manifest>> {
+        self.read_manifest_at(manifest_key).await
+    }
+
     /// An outbox object as a byte stream; `None` when there is none.
     pub async fn get_output(&self, key: &str) -> anyhow::Result<Option<ByteStream>> {
         let object = self

@@ -68,7 +68,6 @@ pub async fn queue_arn(clients: &Clients, url: &str) -> anyhow::Result<String> {
         .context("the queue has no QueueArn attribute")
 }
 
-
 /// The topic's ARN, creating it if it does not exist (CreateTopic is idempotent).
 pub async fn ensure_topic(clients: &Clients, name: &str) -> anyhow::Result<String> {
     clients

@@ -146,7 +146,9 @@ pub async fn run(
     check(res, options)?;
     // Read and merge first: a conflict stops setup before it changes anything.
     let current = Current::read(clients, res, origins, options).await?;
-    let plan = current.desire(res, queue, options)?.plan(&current, res, options);
+    let plan = current
+        .desire(res, queue, options)?
+        .plan(&current, res, options);
     if options.dry_run {
         return Ok(Ran { plan, report: None });
     }
@@ -260,8 +262,7 @@ impl Current {
             inbox_exists,
             outbox_exists,
             inbox_notifications: state::notifications(clients, &res.inbox, inbox_exists).await?,
-            outbox_notifications: state::notifications(clients, &res.outbox, outbox_exists)
-                .await?,
+            outbox_notifications: state::notifications(clients, &res.outbox, outbox_exists).await?,
             queue: state::queue(clients, &res.queue).await?,
             dlq: state::queue(clients, &res.dlq()).await?,
             events_queue,
@@ -280,7 +281,10 @@ impl Current {
             .queue
             .clone()
             .unwrap_or_else(|| planned_queue(&res.queue));
-        let dlq = self.dlq.clone().unwrap_or_else(|| planned_queue(&res.dlq()));
+        let dlq = self
+            .dlq
+            .clone()
+            .unwrap_or_else(|| planned_queue(&res.dlq()));
         let inbox_arn = format!("arn:aws:s3:::{}", res.inbox);
         let outbox_arn = format!("arn:aws:s3:::{}", res.outbox);
 
@@ -355,9 +359,10 @@ impl Current {
             (None, Some(q)) => vec![finished(FINISHED_QUEUE_ID, Target::Queue(q.arn.clone()))],
             (None, None) => vec![],
         };
-        let had_ours = notify::views(&self.outbox_notifications)
-            .iter()
-            .any(|v| v.id.as_deref().is_some_and(|id| notify::OUR_IDS.contains(&id)));
+        let had_ours = notify::views(&self.outbox_notifications).iter().any(|v| {
+            v.id.as_deref()
+                .is_some_and(|id| notify::OUR_IDS.contains(&id))
+        });
         let outbox_notifications = if outbox_entries.is_empty() && !had_ours {
             None
         } else {
@@ -405,7 +410,9 @@ impl Current {
         let cors = self
             .cors
             .iter()
-            .map(|(bucket, before, ours)| (bucket.clone(), cors::merge(before.clone(), ours.clone())))
+            .map(|(bucket, before, ours)| {
+                (bucket.clone(), cors::merge(before.clone(), ours.clone()))
+            })
             .collect();
         Ok(Desired {
             queue,

@@ -318,8 +318,14 @@ mod tests {
     fn event_types_overlap_through_wildcards() {
         assert!(events_overlap("s3:ObjectCreated:*", "s3:ObjectCreated:Put"));
         assert!(events_overlap("s3:ObjectCreated:Put", "s3:ObjectCreated:*"));
-        assert!(events_overlap("s3:ObjectCreated:Put", "s3:ObjectCreated:Put"));
-        assert!(!events_overlap("s3:ObjectCreated:Put", "s3:ObjectCreated:Copy"));
+        assert!(events_overlap(
+            "s3:ObjectCreated:Put",
+            "s3:ObjectCreated:Put"
+        ));
+        assert!(!events_overlap(
+            "s3:ObjectCreated:Put",
+            "s3:ObjectCreated:Copy"
+        ));
         assert!(!events_overlap("s3:ObjectCreated:*", "s3:ObjectRemoved:*"));
     }
 
@@ -339,7 +345,10 @@ mod tests {
             .map(|q| q.id().unwrap())
             .collect();
         assert_eq!(ids, ["theirs", INBOX_ID]);
-        assert_eq!(merged.queue_configurations()[0], current.queue_configurations()[0]);
+        assert_eq!(
+            merged.queue_configurations()[0],
+            current.queue_configurations()[0]
+        );
         assert_eq!(views(&merged)[1].prefix, "photos/");
         assert!(merged.event_bridge_configuration().is_some());
         // Merging again changes nothing: idempotent.

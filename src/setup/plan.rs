@@ -125,7 +125,11 @@ mod tests {
         let before = pairs(&[("a", "1"), ("b", "2"), ("c", "3")]);
         let after = pairs(&[("a", "1"), ("b", "20"), ("d", "4")]);
         let section = Section::diff("t", &before, &after);
-        let marks: Vec<_> = section.lines.iter().map(|(m, t)| (*m, t.as_str())).collect();
+        let marks: Vec<_> = section
+            .lines
+            .iter()
+            .map(|(m, t)| (*m, t.as_str()))
+            .collect();
         assert_eq!(
             marks,
             [
@@ -138,7 +142,10 @@ mod tests {
         let mut plan = Plan::default();
         plan.push(section);
         let text = plan.to_string();
-        assert!(text.starts_with("t\n  = a: 1\n  ~ b: 20\n  + d: 4\n  - c: 3\n"), "{text}");
+        assert!(
+            text.starts_with("t\n  = a: 1\n  ~ b: 20\n  + d: 4\n  - c: 3\n"),
+            "{text}"
+        );
     }
 
     #[test]

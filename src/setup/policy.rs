@@ -27,7 +27,10 @@ pub fn allow(sid: &str, principal: &str, action: &str, resource: &str, source_ar
 /// statement of the same `Sid`. A policy that is not JSON is an error:
 /// better to stop than to replace what cannot be read.
 pub fn merge(current: Option<&str>, ours: Value) -> anyhow::Result<Value> {
-    let sid = ours["Sid"].as_str().context("our statement has a Sid")?.to_owned();
+    let sid = ours["Sid"]
+        .as_str()
+        .context("our statement has a Sid")?
+        .to_owned();
     let mut policy = match current.map(str::trim).filter(|p| !p.is_empty()) {
         Some(text) => serde_json::from_str::<Value>(text)
             .context("the existing policy is not JSON; fix or remove it, then run setup again")?,

@@ -28,8 +28,10 @@ impl Desired {
             exists(current.dlq.is_some(), format!("queue {}", res.dlq())),
         ]);
         if let Some(name) = &options.events_queue {
-            made.lines
-                .push(exists(current.events_queue.is_some(), format!("queue {name}")));
+            made.lines.push(exists(
+                current.events_queue.is_some(),
+                format!("queue {name}"),
+            ));
         }
         if let Some(name) = &options.events_topic {
             made.lines
@@ -143,10 +145,7 @@ fn notifications(
             .iter()
             .enumerate()
             .map(|(i, v)| {
-                let id = v
-                    .id
-                    .clone()
-                    .unwrap_or_else(|| format!("(entry {})", i + 1));
+                let id = v.id.clone().unwrap_or_else(|| format!("(entry {})", i + 1));
                 (id, v.describe())
             })
             .collect();

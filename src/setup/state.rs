@@ -31,9 +31,16 @@ pub struct TopicState {
 pub async fn bucket_exists(clients: &Clients, bucket: &str) -> anyhow::Result<bool> {
     match clients.s3.head_bucket().bucket(bucket).send().await {
         Ok(_) => Ok(true),
-        Err(err) if err.raw_response().is_some_and(|r| r.status().as_u16() == 404) => Ok(false),
-        Err(err) => Err(err.into_service_error())
-            .with_context(|| format!("checking bucket {bucket}")),
+        Err(err)
+            if err
+                .raw_response()
+                .is_some_and(|r| r.status().as_u16() == 404) =>
+        {
+            Ok(false)
+        }
+        Err(err) => {
+            Err(err.into_service_error()).with_context(|| format!("checking bucket {bucket}"))
+        }
     }
 }
 
