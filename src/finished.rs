@@ -39,8 +39,9 @@ impl EventsArgs {
 pub struct TailArgs {
     #[command(flatten)]
     pub aws: AwsConfig,
-    #[command(flatten)]
-    pub resources: Resources,
+    /// Bucket the manifests are in
+    #[arg(long, env = "IMGFLOW_OUTBOX", default_value = "imgflow-outbox")]
+    pub outbox: String,
     /// The queue `imgflow setup --events-queue` sends to
     #[arg(long, env = "IMGFLOW_EVENTS_QUEUE", default_value = "imgflow-events")]
     pub queue: String,
@@ -60,7 +61,12 @@ pub async fn run(args: &EventsArgs) -> anyhow::Result<()> {
 
 pub async fn tail(args: &TailArgs) -> anyhow::Result<()> {
     let clients = Clients::new(&args.aws).await;
-    let store = Store::new(clients.s3.clone(), &args.resources);
+    let resources = Resources {
+        inbox: String::new(), // only the outbox is read
+        outbox: args.outbox.clone(),
+        queue: args.queue.clone(),
+    };
+    let store = Store::new(clients.s3.clone(), &resources);
     let url = aws::queue_url(&clients.sqs, &args.queue).await?;
     let deadline = args
         .timeout
