@@ -68,7 +68,8 @@ impl Jobs {
             job.record("queue_lag_ms", lag.as_millis() as u64);
         }
         if object.removed {
-            return super::removal::remove(&self.store, object).await;
+            let removed = super::removal::remove(&self.store, object).await?;
+            return Ok(removed.map_or(Outcome::Superseded, |outputs| Outcome::Removed { outputs }));
         }
 
         let started = Instant::now();

@@ -19,7 +19,6 @@
 
 use std::cmp::Ordering;
 
-use super::job::Outcome;
 use crate::event::CreatedObject;
 use crate::outbox::manifest_key;
 use crate::store::Store;
@@ -65,12 +64,13 @@ pub fn compare_sequencers(a: &str, b: &str) -> Option<Ordering> {
     Some(a.len().cmp(&b.len()).then_with(|| a.cmp(&b)))
 }
 
-/// Handle one `ObjectRemoved:*` record. `Err`: try again later.
-pub async fn remove(store: &Store, object: &CreatedObject) -> anyhow::Result<Outcome> {
+/// Handle one `ObjectRemoved:*` record: `Some(outputs removed)`, or `None`
+/// when a newer upload owns them. `Err`: try again later.
+pub async fn remove(store: &Store, object: &CreatedObject) -> anyhow::Result<Option<usize>> {
     let Some(manifest) = store.read_manifest(&object.key).await? else {
         // No finished job: nothing to remove. (A job still running sees its
         // source gone before it writes, and writes nothing.)
-        return Ok(Outcome::Removed { outputs: 0 });
+        return Ok(Some(0));
     };
     let exists = store.source_etag(&object.key).await?.is_some();
     match decide(
@@ -80,15 +80,13 @@ pub async fn remove(store: &Store, object: &CreatedObject) -> anyhow::Result<Out
     ) {
         Decision::Remove => {}
         Decision::KeepSourceExists | Decision::KeepNewerManifest => {
-            return Ok(Outcome::Superseded);
+            return Ok(None);
         }
     }
     let outputs: Vec<String> = manifest.outputs.iter().map(|o| o.key.clone()).collect();
     store.delete_outputs(&outputs).await?;
     store.delete_outputs(&[manifest_key(&object.key)]).await?;
-    Ok(Outcome::Removed {
-        outputs: outputs.len(),
-    })
+    Ok(Some(outputs.len()))
 }
 
 #[cfg(test)]
