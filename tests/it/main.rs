@@ -8,6 +8,7 @@ mod cli;
 mod crash;
 mod delivery;
 mod drop_in;
+mod drop_in_guide;
 mod edge;
 mod events;
 mod harness;
