@@ -9,8 +9,8 @@
 //! policy statements (fixed Sids) and CORS rules (fixed IDs) are added or
 //! updated, everything else is kept. A configuration S3 would refuse
 //! (overlapping filters for one event type) stops setup before it changes
-//! anything. Everything is read first ([`state`]), the wanted state computed
-//! ([`Desired`]), shown as a [`Plan`], and only then written ([`apply`]).
+//! anything. Everything is read first (`state`), the wanted state computed
+//! ([`Desired`]), shown as a [`Plan`], and only then written (`apply`).
 
 mod apply;
 mod cors;
