@@ -140,6 +140,14 @@ async fn lines(store: &Store, body: &str) -> anyhow::Result<Vec<Value>> {
         if object.removed || !object.key.ends_with(MANIFEST_SUFFIX) {
             continue;
         }
+        if object.bucket != store.outbox() {
+            eprintln!(
+                "imgflow events tail: skipping an event from bucket {} (the outbox is {}; see --outbox)",
+                object.bucket,
+                store.outbox()
+            );
+            continue;
+        }
         match store.manifest_at(&object.key).await? {
             Some(manifest) => out.push(line(&object.key, &manifest)),
             None => eprintln!(

@@ -184,3 +184,28 @@ fn filter_notes(options: &Options) -> Vec<String> {
         .take(1)
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn with(prefix: Option<&str>, suffix: Option<&str>) -> Options {
+        Options {
+            prefix: prefix.map(str::to_owned),
+            suffix: suffix.map(str::to_owned),
+            ..Options::default()
+        }
+    }
+
+    #[test]
+    fn a_filter_leaving_out_the_apis_keys_gets_a_note() {
+        assert!(filter_notes(&with(None, None)).is_empty());
+        assert!(filter_notes(&with(None, Some(".jpg"))).is_empty());
+        let note = filter_notes(&with(Some("photos/"), None));
+        assert_eq!(note.len(), 1);
+        assert!(note[0].contains("uploads/"), "{note:?}");
+        // The old API's keys (api/n/…) are left out by uploads/ alone.
+        assert_eq!(filter_notes(&with(Some("uploads/"), None)).len(), 1);
+        assert_eq!(filter_notes(&with(None, Some(".png"))).len(), 1);
+    }
+}

@@ -250,3 +250,35 @@ async fn a_removal_older_than_the_manifests_upload_keeps_its_outputs() {
     }
     panic!("the current delete removed nothing");
 }
+
+#[tokio::test]
+async fn a_delete_right_after_its_upload_leaves_nothing_behind() {
+    let app = app_removing_on_delete().await;
+    let key = "quick/rocket.jpg";
+    app.put_inbox(key, ROCKET, &[("recipe", "resize,w=40")])
+        .await;
+    delete_source(&app, key, None).await;
+    // Whichever event the worker sees first, both are judged...
+    wait_for_outcomes(&app, key, 2).await;
+    app.wait_until_queue_is_empty().await;
+    // ...and nothing is left for the deleted source.
+    assert!(app.get_outbox(&manifest_key(key)).await.is_none());
+    assert!(app.get_outbox(&format!("{key}/main.jpg")).await.is_none());
+}
+
+#[tokio::test]
+async fn a_delete_between_two_uploads_keeps_the_second_uploads_outputs() {
+    let app = app_removing_on_delete().await;
+    let key = "between/rocket.jpg";
+    app.put_inbox(key, ROCKET, &[("recipe", "a:resize,w=40")])
+        .await;
+    delete_source(&app, key, None).await;
+    app.put_inbox(key, ROCKET, &[("recipe", "b:resize,w=48")])
+        .await;
+    // Created A, removed, created B: three events, in whatever order.
+    wait_for_outcomes(&app, key, 3).await;
+    app.wait_until_queue_is_empty().await;
+    let manifest = app.wait_for_manifest(key).await;
+    assert_eq!(manifest.outputs[0].name, "b", "{manifest:?}");
+    assert_eq!(all_there(&app, &manifest).await, [true, true]);
+}
