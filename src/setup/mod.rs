@@ -15,6 +15,7 @@
 mod apply;
 mod cors;
 mod notify;
+mod options;
 mod plan;
 mod policy;
 mod state;
@@ -22,12 +23,12 @@ mod state;
 use anyhow::{Context, bail};
 use aws_sdk_s3::types::{CorsRule, NotificationConfiguration};
 use aws_sdk_sqs::types::QueueAttributeName;
-use clap::{Args, ValueEnum};
 use serde_json::Value;
 
 pub use apply::queue_arn;
 pub use cors::{CORS_DOWNLOAD_ID, CORS_UPLOAD_ID, UPLOAD_HEADERS, cors};
 pub use notify::{Conflict, FINISHED_QUEUE_ID, FINISHED_TOPIC_ID, INBOX_ID};
+pub use options::{OnDelete, Options};
 pub use plan::{Mark, Plan, Section};
 pub use policy::{FINISHED_SID, INBOX_SID};
 
@@ -36,42 +37,6 @@ use crate::config::{QueueConfig, Resources};
 use crate::outbox::MANIFEST_SUFFIX;
 use notify::{OBJECT_CREATED, OBJECT_REMOVED, Ours, Target};
 use state::{QueueState, TopicState};
-
-/// `imgflow setup`'s own flags (beside the buckets, queue and CORS origins).
-#[derive(Args, Debug, Clone, Default)]
-pub struct Options {
-    /// Only keys starting with this start jobs (the notification's prefix rule)
-    #[arg(long)]
-    pub prefix: Option<String>,
-
-    /// Only keys ending with this start jobs (the notification's suffix rule)
-    #[arg(long)]
-    pub suffix: Option<String>,
-
-    /// `remove`: deleting a source also removes its renditions and manifest
-    #[arg(long, value_enum, value_name = "ACTION")]
-    pub on_delete: Option<OnDelete>,
-
-    /// Send a "job finished" event (S3's event for the manifest) to this SQS queue, created if missing
-    #[arg(long, value_name = "NAME")]
-    pub events_queue: Option<String>,
-
-    /// Send a "job finished" event to this SNS topic, created if missing
-    #[arg(long, value_name = "NAME")]
-    pub events_topic: Option<String>,
-
-    /// Print what would change, and change nothing
-    #[arg(long)]
-    pub dry_run: bool,
-}
-
-#[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
-pub enum OnDelete {
-    /// Leave renditions and manifest in the outbox (the default)
-    Keep,
-    /// Subscribe to s3:ObjectRemoved:* and remove the deleted source's outputs
-    Remove,
-}
 
 #[derive(Debug, Clone)]
 pub struct SetupReport {
