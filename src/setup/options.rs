@@ -6,23 +6,23 @@ use clap::{Args, ValueEnum};
 #[derive(Args, Debug, Clone, Default)]
 pub struct Options {
     /// Only keys starting with this start jobs (the notification's prefix rule)
-    #[arg(long)]
+    #[arg(long, env = "IMGFLOW_NOTIFY_PREFIX")]
     pub prefix: Option<String>,
 
     /// Only keys ending with this start jobs (the notification's suffix rule)
-    #[arg(long)]
+    #[arg(long, env = "IMGFLOW_NOTIFY_SUFFIX")]
     pub suffix: Option<String>,
 
     /// `remove`: deleting a source also removes its renditions and manifest
-    #[arg(long, value_enum, value_name = "ACTION")]
+    #[arg(long, value_enum, value_name = "ACTION", env = "IMGFLOW_ON_DELETE")]
     pub on_delete: Option<OnDelete>,
 
     /// Send a "job finished" event (S3's event for the manifest) to this SQS queue, created if missing
-    #[arg(long, value_name = "NAME")]
+    #[arg(long, value_name = "NAME", env = "IMGFLOW_EVENTS_QUEUE")]
     pub events_queue: Option<String>,
 
     /// Send a "job finished" event to this SNS topic, created if missing
-    #[arg(long, value_name = "NAME")]
+    #[arg(long, value_name = "NAME", env = "IMGFLOW_EVENTS_TOPIC")]
     pub events_topic: Option<String>,
 
     /// Print what would change, and change nothing

@@ -89,6 +89,9 @@ async fn the_guide_runs_as_written() {
             .env("IMGFLOW_INBOX", &res.inbox)
             .env("IMGFLOW_OUTBOX", &res.outbox)
             .env("IMGFLOW_QUEUE", &res.queue);
+        for variable in crate::setup_merge::imgflow_setup_variables() {
+            command.env_remove(variable);
+        }
         if let Some(endpoint) = aws_config().endpoint_url {
             command.env("AWS_ENDPOINT_URL", endpoint);
         }

@@ -27,10 +27,24 @@ pub fn imgflow_setup(res: &Resources, args: &[&str]) -> Output {
         .env("IMGFLOW_OUTBOX", &res.outbox)
         .env("IMGFLOW_QUEUE", &res.queue)
         .env_remove("IMGFLOW_CORS_ORIGINS");
+    for flag in imgflow_setup_variables() {
+        command.env_remove(flag);
+    }
     if let Some(endpoint) = aws_config().endpoint_url {
         command.env("AWS_ENDPOINT_URL", endpoint);
     }
     command.output().expect("run imgflow setup")
+}
+
+/// The variables behind setup's own flags: a test sets flags, not these.
+pub fn imgflow_setup_variables() -> [&'static str; 5] {
+    [
+        "IMGFLOW_NOTIFY_PREFIX",
+        "IMGFLOW_NOTIFY_SUFFIX",
+        "IMGFLOW_ON_DELETE",
+        "IMGFLOW_EVENTS_QUEUE",
+        "IMGFLOW_EVENTS_TOPIC",
+    ]
 }
 
 fn text(out: &Output) -> String {
