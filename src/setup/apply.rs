@@ -127,9 +127,19 @@ pub async fn write(clients: &Clients, res: &Resources, desired: &Desired) -> any
                 .with_context(|| format!("subscribing {queue_arn} to topic {arn}"))?;
         }
     }
+    let (inbox_changed, outbox_changed) = desired.notifications_changed;
     for (bucket, config) in [
-        (&res.inbox, Some(&desired.inbox_notifications)),
-        (&res.outbox, desired.outbox_notifications.as_ref()),
+        (
+            &res.inbox,
+            Some(&desired.inbox_notifications).filter(|_| inbox_changed),
+        ),
+        (
+            &res.outbox,
+            desired
+                .outbox_notifications
+                .as_ref()
+                .filter(|_| outbox_changed),
+        ),
     ] {
         let Some(config) = config else { continue };
         clients

@@ -66,6 +66,8 @@ pub struct Desired {
     inbox_notifications: NotificationConfiguration,
     /// `None`: imgflow has nothing in the outbox's configuration, before or after.
     outbox_notifications: Option<NotificationConfiguration>,
+    /// Which of the two differ from what the buckets have (only those are written).
+    notifications_changed: (bool, bool),
     cors: Vec<(String, Vec<CorsRule>)>,
 }
 
@@ -387,6 +389,12 @@ impl Current {
             events_queue,
             topic,
             subscribe,
+            notifications_changed: (
+                !notify::same(&self.inbox_notifications, &inbox_notifications),
+                outbox_notifications
+                    .as_ref()
+                    .is_some_and(|after| !notify::same(&self.outbox_notifications, after)),
+            ),
             inbox_notifications,
             outbox_notifications,
             cors,

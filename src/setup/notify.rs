@@ -178,6 +178,14 @@ impl Ours {
     }
 }
 
+/// Do two configurations say the same (entries in order, EventBridge on or
+/// off)? Writing one again would only send S3's test event to every
+/// destination, everyone else's included.
+pub fn same(a: &NotificationConfiguration, b: &NotificationConfiguration) -> bool {
+    views(a) == views(b)
+        && a.event_bridge_configuration().is_some() == b.event_bridge_configuration().is_some()
+}
+
 /// Does an event type (possibly ending in `*`) cover part of another's?
 pub fn events_overlap(a: &str, b: &str) -> bool {
     let covers = |wild: &str, e: &str| wild.strip_suffix('*').is_some_and(|p| e.starts_with(p));
