@@ -148,7 +148,7 @@ async fn lines(store: &Store, body: &str) -> anyhow::Result<Vec<Value>> {
             );
             continue;
         }
-        match store.manifest_at(&object.key).await? {
+        match store.read_manifest_at(&object.key).await? {
             Some(manifest) => out.push(line(&object.key, &manifest)),
             None => eprintln!(
                 "imgflow events tail: {} is gone (deleted since the event)",

@@ -6,13 +6,17 @@ use std::net::SocketAddr;
 use clap::{Args, Parser, Subcommand};
 use imgflow::app::{self, App};
 use imgflow::aws::Clients;
+use imgflow::backfill::{self, BackfillArgs};
 use imgflow::client::{self, SubmitArgs};
 use imgflow::config::{
-    ApiConfig, AwsConfig, CorsOrigins, QueueConfig, Resources, ServiceConfig, WorkerConfig,
+    ApiConfig, AwsConfig, CorsOrigins, PresetConfig, QueueConfig, Resources, ServiceConfig,
+    WorkerConfig,
 };
+use imgflow::dlq::{self, DlqArgs};
+use imgflow::finished;
 use imgflow::process::{self, ProcessArgs};
+use imgflow::setup;
 use imgflow::telemetry::{self, LogFormat};
-use imgflow::{dlq, finished, setup};
 
 #[derive(Parser)]
 #[command(
@@ -49,6 +53,8 @@ enum Command {
     Submit(SubmitArgs),
     /// List the dead-letter queue, or send its messages back to the job queue
     Dlq(DlqArgs),
+    /// Enqueue jobs for objects already in the inbox (resumable, rate-limited)
+    Backfill(BackfillArgs),
     /// "Job finished" events (`setup --events-queue`): `events tail` prints them
     Events(finished::EventsArgs),
     /// Exit 0 when a health URL answers 2xx (a container's HEALTHCHECK)
@@ -96,27 +102,9 @@ struct SetupArgs {
     cors: CorsOrigins,
     #[command(flatten)]
     options: setup::Options,
-}
-
-#[derive(Args)]
-struct DlqArgs {
-    #[command(subcommand)]
-    action: DlqAction,
+    /// Checked (each route must name a preset) and printed for the workers
     #[command(flatten)]
-    aws: AwsConfig,
-    #[command(flatten)]
-    resources: Resources,
-    /// At most this many messages
-    #[arg(long, default_value_t = 100, global = true)]
-    max: usize,
-}
-
-#[derive(Subcommand, Clone, Copy)]
-enum DlqAction {
-    /// Show each message, the objects it names and why it is there
-    List,
-    /// Move the messages back to the job queue, to be processed again
-    Redrive,
+    presets: PresetConfig,
 }
 
 #[derive(Args)]
@@ -179,6 +167,7 @@ impl Command {
             Command::Worker(a) => Some(&a.service.aws),
             Command::Setup(a) => Some(&a.aws),
             Command::Dlq(a) => Some(&a.aws),
+            Command::Backfill(a) => Some(&a.aws),
             Command::Events(a) => Some(a.aws()),
             Command::Process(_) | Command::Submit(_) | Command::Healthcheck(_) => None,
         }
@@ -230,20 +219,18 @@ async fn run(command: Command) -> anyhow::Result<()> {
             .await
         }
         Command::Setup(args) => {
+            let presets = args.presets.presets()?;
             let clients = Clients::new(&args.aws).await;
             let (res, origins) = (&args.resources, args.cors.list());
-            setup::command(&clients, res, &args.queue, &origins, &args.options).await
+            setup::command(&clients, res, &args.queue, &origins, &args.options).await?;
+            print!("{}", setup::routes_note(presets.routes(), &args.options));
+            Ok(())
         }
         Command::Process(args) => process::process(&args),
         Command::Submit(args) => client::submit(&args).await,
         Command::Healthcheck(args) => client::healthcheck(&args.url).await,
+        Command::Dlq(args) => dlq::run(&args).await,
+        Command::Backfill(args) => backfill::run(&args).await,
         Command::Events(args) => finished::run(&args).await,
-        Command::Dlq(args) => {
-            let clients = Clients::new(&args.aws).await;
-            match args.action {
-                DlqAction::List => dlq::print_list(&clients, &args.resources, args.max).await,
-                DlqAction::Redrive => dlq::print_redrive(&clients, &args.resources, args.max).await,
-            }
-        }
     }
 }

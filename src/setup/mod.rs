@@ -31,6 +31,7 @@ pub use notify::{Conflict, FINISHED_QUEUE_ID, FINISHED_TOPIC_ID, INBOX_ID};
 pub use options::{OnDelete, Options};
 pub use plan::{Mark, Plan, Section};
 pub use policy::{FINISHED_SID, INBOX_SID};
+pub use show::routes_note;
 
 use crate::aws::Clients;
 use crate::config::{QueueConfig, Resources};

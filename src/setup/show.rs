@@ -9,6 +9,7 @@ use super::state::QueueState;
 use super::{Current, Desired, Options, cors, notify, policy};
 use crate::config::Resources;
 use crate::inbox;
+use crate::recipe::Route;
 
 impl Desired {
     pub(super) fn plan(&self, current: &Current, res: &Resources, options: &Options) -> Plan {
@@ -161,6 +162,21 @@ fn notifications(
     )
 }
 
+/// What `setup --route` prints for the workers (see
+/// [`crate::recipe::routes_note`]), and a note for each route outside
+/// `--prefix`: its keys never start a job.
+pub fn routes_note(routes: &[Route], options: &Options) -> String {
+    let mut out = crate::recipe::routes_note(routes);
+    if let Some(prefix) = options.prefix.as_deref().filter(|p| !p.is_empty()) {
+        for route in crate::recipe::unreachable_routes(routes, prefix) {
+            out += &format!(
+                "note: route {route} lies outside --prefix {prefix:?}: its objects never start a job\n"
+            );
+        }
+    }
+    out
+}
+
 /// A filter that leaves out the keys the API writes leaves its uploads unprocessed.
 fn filter_notes(options: &Options) -> Vec<String> {
     let prefix = options.prefix.clone().unwrap_or_default();
@@ -207,5 +223,21 @@ mod tests {
         // The old API's keys (api/n/…) are left out by uploads/ alone.
         assert_eq!(filter_notes(&with(Some("uploads/"), None)).len(), 1);
         assert_eq!(filter_notes(&with(None, Some(".png"))).len(), 1);
+    }
+
+    #[test]
+    fn a_route_outside_the_prefix_gets_a_note() {
+        let routes = [
+            Route::parse("photos/team/=avatar").unwrap(),
+            Route::parse("avatars/=avatar").unwrap(),
+        ];
+        let note = routes_note(&routes, &with(Some("photos/"), None));
+        assert!(note.contains("IMGFLOW_ROUTES="), "{note}");
+        assert!(
+            note.contains("route avatars/=avatar lies outside"),
+            "{note}"
+        );
+        assert!(!note.contains("route photos/team/=avatar lies"), "{note}");
+        assert!(!routes_note(&routes, &with(None, None)).contains("outside"));
     }
 }

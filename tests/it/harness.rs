@@ -154,6 +154,7 @@ impl TestApp {
                 presets: PresetConfig {
                     presets: vec![],
                     default_preset: "default".into(),
+                    routes: vec![],
                 },
             },
             api: Some(ApiConfig {

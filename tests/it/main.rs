@@ -3,12 +3,13 @@
 
 mod api;
 mod architecture;
+mod backfill;
 mod browser;
 mod cli;
 mod crash;
 mod delivery;
 mod drop_in;
-mod drop_in_guide;
+mod drop_in_cli;
 mod edge;
 mod events;
 mod harness;
@@ -18,8 +19,10 @@ mod on_delete;
 mod orientation;
 mod presign;
 mod reference;
+mod routes;
 mod seed;
 mod setup;
+mod setup_guide;
 mod setup_merge;
 mod telemetry;
 mod tools;

@@ -1,4 +1,4 @@
-//! docs/drop-in.md runs as written: every line of its `sh` blocks, in
+//! docs/setup.md runs as written: every line of its `sh` blocks, in
 //! order, as the real binary, on fresh buckets and queue (set through
 //! `IMGFLOW_INBOX`, `IMGFLOW_OUTBOX`, `IMGFLOW_QUEUE`).
 
@@ -10,7 +10,7 @@ use imgflow::setup::SetupReport;
 use crate::harness::{Options, ROCKET, TestApp, aws_config, fresh_resources};
 
 fn guide_commands() -> Vec<String> {
-    let guide = include_str!("../../docs/drop-in.md");
+    let guide = include_str!("../../docs/setup.md");
     let mut commands = vec![];
     let mut in_sh = false;
     for line in guide.lines() {
