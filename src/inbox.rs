@@ -109,6 +109,25 @@ pub fn legacy_id(key: &str) -> Option<&str> {
     rest.split('/').next()
 }
 
+/// Is `key` one the API wrote for the job named in its `job-id` metadata?
+/// Those keys are written once (presigned PUTs and the old API's writes
+/// carry `If-None-Match: *`, and each job has a fresh id), so no newer
+/// upload of them can appear while a job runs: the worker skips its check
+/// for one. Every other key (files dropped in the bucket) is checked.
+pub fn written_once(key: &str, job_id: Option<&str>) -> bool {
+    let Some(job_id) = job_id else {
+        return false;
+    };
+    let under = |prefix: String| {
+        key.strip_prefix(&prefix)
+            .is_some_and(|file| !file.is_empty() && !file.contains('/'))
+    };
+    match Uuid::parse_str(job_id) {
+        Ok(uuid) if job_id == uuid.to_string() && under(job_prefix(uuid)) => true,
+        _ => legacy_prefix(job_id).is_some_and(under),
+    }
+}
+
 /// The inbox key the API chooses for an upload: the job's folder and a
 /// cleaned-up file name, so keys stay readable but never hold `/`, `..` or
 /// characters that need escaping.
@@ -194,6 +213,23 @@ mod tests {
         assert!(later < earlier);
         let uuid_folder = "api/ffffffff-ffff-ffff-ffff-ffffffffffff/a.png".to_owned();
         assert!(uuid_folder < later);
+    }
+
+    #[test]
+    fn only_keys_the_api_wrote_for_their_job_count_as_written_once() {
+        let job = Uuid::new_v4();
+        let key = upload_key(job, "cat.jpg");
+        assert!(written_once(&key, Some(&job.to_string())));
+        assert!(!written_once(&key, None), "no job id: dropped in by hand");
+        assert!(!written_once(&key, Some(&Uuid::new_v4().to_string())));
+        assert!(!written_once("photos/cat.jpg", Some(&job.to_string())));
+        assert!(!written_once(
+            &format!("{key}/deeper.jpg"),
+            Some(&job.to_string())
+        ));
+        let id = new_legacy_id(std::time::SystemTime::now(), Uuid::new_v4());
+        assert!(written_once(&legacy_key(&id, "a b.png"), Some(&id)));
+        assert!(!written_once(&legacy_key(&id, "a.png"), Some("n")));
     }
 
     #[test]

@@ -18,15 +18,19 @@ use bytes::Bytes;
 use crate::config::Resources;
 use crate::outbox::{self, META_OWN_OUTPUT, Manifest};
 
+mod finished;
+mod remove;
+pub use finished::Announced;
+
 /// The inbox and the outbox, through one S3 client.
 #[derive(Clone, Debug)]
 pub struct Store {
     s3: aws_sdk_s3::Client,
     inbox: String,
     outbox: String,
-    /// Under `imgflow up`: the manifest keys this process writes, so the
-    /// API hears of finished jobs without asking S3.
-    finished: Option<tokio::sync::broadcast::Sender<String>>,
+    /// Under `imgflow up`: the manifests this process writes, so the API
+    /// hears of finished jobs (and reads them) without asking S3.
+    finished: Option<tokio::sync::broadcast::Sender<Announced>>,
 }
 
 /// What reading a source object at the event's ETag found.
@@ -111,14 +115,19 @@ impl Store {
     }
 
     /// Announce every manifest this store writes on `finished`.
-    pub fn announcing(mut self, finished: tokio::sync::broadcast::Sender<String>) -> Store {
+    pub fn announcing(mut self, finished: tokio::sync::broadcast::Sender<Announced>) -> Store {
         self.finished = Some(finished);
         self
     }
 
     /// The manifest keys written in this process, when the worker runs here too.
-    pub fn finished_here(&self) -> Option<tokio::sync::broadcast::Receiver<String>> {
+    pub fn finished_here(&self) -> Option<tokio::sync::broadcast::Receiver<Announced>> {
         self.finished.as_ref().map(|sender| sender.subscribe())
+    }
+
+    /// Does this store announce the manifests it writes (`imgflow up`)?
+    pub fn announces(&self) -> bool {
+        self.finished.is_some()
     }
 
     pub fn inbox(&self) -> &str {
@@ -161,7 +170,10 @@ impl Store {
         Ok(url.uri().to_owned())
     }
 
-    /// Write an upload into the inbox (the old API does; everything else uploads itself).
+    /// Write an upload into the inbox (the old API does; everything else
+    /// uploads itself). Only if the key is new (`If-None-Match: *`), as the
+    /// presigned PUTs: keys the API hands out are written once, so the
+    /// worker need not check for a newer upload of them.
     pub async fn put_inbox(
         &self,
         key: &str,
@@ -172,6 +184,7 @@ impl Store {
             .put_object()
             .bucket(&self.inbox)
             .key(key)
+            .if_none_match("*")
             .set_metadata(Some(metadata))
             .body(ByteStream::from(bytes))
             .send()
@@ -248,7 +261,10 @@ impl Store {
         self.put_output(&key, "application/json", body).await?;
         if let Some(finished) = &self.finished {
             // Nobody listening is fine: then nobody waits.
-            let _ = finished.send(key.clone());
+            let _ = finished.send(Announced {
+                key: key.clone(),
+                manifest: std::sync::Arc::new(manifest.clone()),
+            });
         }
         Ok(key)
     }
@@ -354,22 +370,6 @@ impl Store {
                 .then(|| listing.next_continuation_token().map(str::to_owned))
                 .flatten(),
         })
-    }
-
-    /// Delete outbox objects (a removed source's outputs and manifest);
-    /// one already gone is not an error.
-    pub async fn delete_outputs(&self, keys: &[String]) -> anyhow::Result<()> {
-        for key in keys {
-            let deleted = self
-                .s3
-                .delete_object()
-                .bucket(&self.outbox)
-                .key(key)
-                .send()
-                .await;
-            found(deleted, || format!("deleting s3://{}/{key}", self.outbox))?;
-        }
-        Ok(())
     }
 
     /// An outbox object as a byte stream; `None` when there is none.

@@ -103,6 +103,10 @@ impl Jobs {
         if metadata.contains_key(META_OWN_OUTPUT) {
             return Ok(Outcome::OwnOutput);
         }
+        // The GET above was at the event's ETag; only keys that can be
+        // uploaded again need a second look before the outputs are written.
+        let rewritable =
+            !crate::inbox::written_once(&object.key, metadata.get(META_JOB_ID).map(String::as_str));
         let mut manifest = Manifest {
             status: Status::Failed,
             job_id: metadata.get(META_JOB_ID).cloned(),
@@ -217,7 +221,7 @@ impl Jobs {
         metric::stage("encode", times.encode);
         let renditions = ran.renditions;
 
-        if self.superseded(object).await? {
+        if rewritable && self.superseded(object).await? {
             return Ok(Outcome::Superseded);
         }
         let uploading = Instant::now();

@@ -5,6 +5,7 @@ mod api;
 mod architecture;
 mod backfill;
 mod browser;
+mod calls;
 mod cli;
 mod crash;
 mod delivery;
