@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# LocalStack (S3 + SQS, and CloudFormation + IAM + STS for the infra/ test) in
+# LocalStack (S3 + SQS, SNS for `setup --events-topic`, and CloudFormation +
+# IAM + STS for the infra/ test) in
 # host mode, from a project-local virtualenv.
 #
 #   scripts/localstack.sh install   create .localstack/venv from the pinned requirements
@@ -62,8 +63,9 @@ start() {
     echo "localstack: starting on $listen (log: $logfile)" >&2
     (
         cd "$state"
-        # cloudformation,iam,sts: tests/it/infra.rs deploys infra/imgflow.yaml.
-        export SERVICES=s3,sqs,cloudformation,iam,sts GATEWAY_LISTEN="$listen" DISABLE_EVENTS=1 \
+        # cloudformation,iam,sts: tests/it/infra.rs deploys infra/imgflow.yaml;
+        # sns: tests/it/events.rs sends "job finished" events to a topic.
+        export SERVICES=s3,sqs,sns,cloudformation,iam,sts GATEWAY_LISTEN="$listen" DISABLE_EVENTS=1 \
             SKIP_SSL_CERT_DOWNLOAD=1 DNS_ADDRESS=0 S3_SKIP_SIGNATURE_VALIDATION=0 \
             LOCALSTACK_HOST="$listen" SQS_ENDPOINT_STRATEGY=path
         # setsid: its own process group, so `stop` can end it and its children.

@@ -18,6 +18,8 @@ use crate::config::{AwsConfig, Resources};
 pub struct Clients {
     pub s3: aws_sdk_s3::Client,
     pub sqs: aws_sdk_sqs::Client,
+    /// Only `setup --events-topic` uses it.
+    pub sns: aws_sdk_sns::Client,
     /// Every S3 request these clients sent and S3 answered, by operation and status.
     pub calls: Calls,
 }
@@ -56,6 +58,7 @@ impl Clients {
         Clients {
             s3: aws_sdk_s3::Client::from_conf(s3),
             sqs: aws_sdk_sqs::Client::new(&shared),
+            sns: aws_sdk_sns::Client::new(&shared),
             calls,
         }
     }

@@ -13,11 +13,12 @@ use percent_encoding::percent_decode_str;
 pub enum Notification {
     /// The `s3:TestEvent` S3 sends when a notification is configured.
     Test,
-    /// Objects created in a bucket (other event types are dropped).
+    /// Objects created in a bucket, and objects removed from it (other
+    /// event types are dropped).
     Created(Vec<CreatedObject>),
 }
 
-/// One `ObjectCreated:*` record.
+/// One `ObjectCreated:*` record, or an `ObjectRemoved:*` one (`removed`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CreatedObject {
     pub bucket: String,
@@ -30,6 +31,9 @@ pub struct CreatedObject {
     /// When S3 saw the write (the upload completed), in milliseconds since
     /// the Unix epoch; the start of the queue lag.
     pub event_time_ms: Option<i64>,
+    /// An `ObjectRemoved:*` record (sent only after `setup --on-delete
+    /// remove`): the job removes the source's outputs instead.
+    pub removed: bool,
     /// What to run instead of the object's metadata (a backfill's
     /// `--recipe` / `--preset`); `None` for S3's own events.
     pub requested: Option<Requested>,
@@ -97,11 +101,9 @@ pub fn parse(body: &str) -> Result<Notification, EventError> {
     let event: S3Event = serde_json::from_str(body).map_err(EventError::NotAnS3Event)?;
     let mut objects = Vec::new();
     for (index, record) in event.records.into_iter().enumerate() {
-        let created = record
-            .event_name
-            .as_deref()
-            .is_some_and(|name| name.starts_with("ObjectCreated:"));
-        if !created {
+        let name = record.event_name.as_deref().unwrap_or_default();
+        let removed = name.starts_with("ObjectRemoved:");
+        if !removed && !name.starts_with("ObjectCreated:") {
             continue;
         }
         let missing = |field| EventError::MissingField { index, field };
@@ -122,6 +124,7 @@ pub fn parse(body: &str) -> Result<Notification, EventError> {
             size: record.s3.object.size.and_then(|s| u64::try_from(s).ok()),
             sequencer: record.s3.object.sequencer.filter(|s| !s.is_empty()),
             event_time_ms: Some(record.event_time.timestamp_millis()).filter(|&ms| ms > 0),
+            removed,
             requested: None,
         });
     }
@@ -156,6 +159,7 @@ fn parse_process_message(body: &str) -> Result<Option<CreatedObject>, EventError
         size: m.size,
         sequencer: None,
         event_time_ms: None,
+        removed: false,
         requested: Some(m.requested).filter(|r| r.recipe.is_some() || r.preset.is_some()),
     }))
 }
@@ -197,9 +201,19 @@ mod tests {
     }
 
     #[test]
-    fn removal_records_are_dropped() {
-        let body = include_str!("../tests/fixtures/events/localstack-object-created.json")
-            .replace("ObjectCreated:Put", "ObjectRemoved:Delete");
+    fn removal_records_are_marked_and_others_dropped() {
+        let created = include_str!("../tests/fixtures/events/localstack-object-created.json");
+        let body = created.replace("ObjectCreated:Put", "ObjectRemoved:Delete");
+        let Notification::Created(objects) = parse(&body).unwrap() else {
+            panic!("expected records");
+        };
+        assert!(objects[0].removed);
+        assert_eq!(objects[0].key, "photos/my cat+dog é.jpg");
+        let Notification::Created(objects) = parse(created).unwrap() else {
+            panic!("expected records");
+        };
+        assert!(!objects[0].removed);
+        let body = created.replace("ObjectCreated:Put", "ObjectRestore:Completed");
         assert_eq!(parse(&body).unwrap(), Notification::Created(vec![]));
     }
 

@@ -13,6 +13,7 @@ use imgflow::config::{
     WorkerConfig,
 };
 use imgflow::dlq::{self, DlqArgs};
+use imgflow::finished;
 use imgflow::process::{self, ProcessArgs};
 use imgflow::setup;
 use imgflow::telemetry::{self, LogFormat};
@@ -54,6 +55,8 @@ enum Command {
     Dlq(DlqArgs),
     /// Enqueue jobs for objects already in the inbox (resumable, rate-limited)
     Backfill(BackfillArgs),
+    /// "Job finished" events (`setup --events-queue`): `events tail` prints them
+    Events(finished::EventsArgs),
     /// Exit 0 when a health URL answers 2xx (a container's HEALTHCHECK)
     Healthcheck(HealthcheckArgs),
 }
@@ -97,6 +100,8 @@ struct SetupArgs {
     queue: QueueConfig,
     #[command(flatten)]
     cors: CorsOrigins,
+    #[command(flatten)]
+    options: setup::Options,
     /// Checked (each route must name a preset) and printed for the workers
     #[command(flatten)]
     presets: PresetConfig,
@@ -163,6 +168,7 @@ impl Command {
             Command::Setup(a) => Some(&a.aws),
             Command::Dlq(a) => Some(&a.aws),
             Command::Backfill(a) => Some(&a.aws),
+            Command::Events(a) => Some(a.aws()),
             Command::Process(_) | Command::Submit(_) | Command::Healthcheck(_) => None,
         }
     }
@@ -215,13 +221,9 @@ async fn run(command: Command) -> anyhow::Result<()> {
         Command::Setup(args) => {
             let presets = args.presets.presets()?;
             let clients = Clients::new(&args.aws).await;
-            let report = setup::setup(&clients, &args.resources, &args.queue).await?;
-            setup::cors(&clients, &args.resources, &args.cors.list()).await?;
-            println!(
-                "ready: inbox s3://{} → queue {} (DLQ {}) → outbox s3://{}",
-                args.resources.inbox, report.queue_url, report.dlq_url, args.resources.outbox
-            );
-            print!("{}", imgflow::recipe::routes_note(presets.routes()));
+            let (res, origins) = (&args.resources, args.cors.list());
+            setup::command(&clients, res, &args.queue, &origins, &args.options).await?;
+            print!("{}", setup::routes_note(presets.routes(), &args.options));
             Ok(())
         }
         Command::Process(args) => process::process(&args),
@@ -229,5 +231,6 @@ async fn run(command: Command) -> anyhow::Result<()> {
         Command::Healthcheck(args) => client::healthcheck(&args.url).await,
         Command::Dlq(args) => dlq::run(&args).await,
         Command::Backfill(args) => backfill::run(&args).await,
+        Command::Events(args) => finished::run(&args).await,
     }
 }

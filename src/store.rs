@@ -19,6 +19,7 @@ use crate::config::Resources;
 use crate::outbox::{self, META_OWN_OUTPUT, Manifest};
 
 mod finished;
+mod remove;
 pub use finished::Announced;
 
 /// The inbox and the outbox, through one S3 client.
@@ -274,7 +275,8 @@ impl Store {
             .await
     }
 
-    async fn read_manifest_at(&self, key: &str) -> anyhow::Result<Option<Manifest>> {
+    /// An outbox manifest by its own key (as a "job finished" event names it).
+    pub async fn read_manifest_at(&self, key: &str) -> anyhow::Result<Option<Manifest>> {
         let object = self
             .s3
             .get_object()

@@ -3,7 +3,7 @@
 # /etc/localstack/init/ready.d). It runs the real `imgflow setup`, the binary
 # compose's imgflow-bin service copied out of the imgflow image, so the
 # resources here are exactly those `imgflow setup` makes everywhere else:
-# one definition (src/setup.rs), nothing to drift. Names come from the
+# one definition (src/setup/), nothing to drift. Names come from the
 # container's IMGFLOW_INBOX / IMGFLOW_OUTBOX / IMGFLOW_QUEUE.
 set -euo pipefail
 

@@ -48,6 +48,9 @@ pub enum Outcome {
     /// The object is one of imgflow's own outputs (copied into the inbox):
     /// processing it could loop.
     OwnOutput,
+    /// A removal event (`setup --on-delete remove`): the deleted source's
+    /// outputs and manifest are gone (`Superseded` when a newer upload owns them).
+    Removed { outputs: usize },
 }
 
 impl Jobs {
@@ -65,6 +68,10 @@ impl Jobs {
         if let Some(lag) = object.event_time_ms.and_then(since_epoch_ms) {
             metric::queue_lag(lag);
             job.record("queue_lag_ms", lag.as_millis() as u64);
+        }
+        if object.removed {
+            let removed = super::removal::remove(&self.store, object).await?;
+            return Ok(removed.map_or(Outcome::Superseded, |outputs| Outcome::Removed { outputs }));
         }
 
         let started = Instant::now();

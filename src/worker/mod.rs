@@ -17,6 +17,7 @@ mod budget;
 mod consumer;
 mod job;
 pub mod listen;
+mod removal;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -331,6 +332,7 @@ impl Worker {
                 Ok(Outcome::Done { .. }) => ("done", ""),
                 Ok(Outcome::Failed { code }) => ("failed", *code),
                 Ok(Outcome::Superseded | Outcome::Gone | Outcome::OwnOutput) => ("skipped", ""),
+                Ok(Outcome::Removed { .. }) => ("removed", ""),
                 Err(_) => ("retry", ""),
             };
             metric::job_finished(outcome, code, started.elapsed());

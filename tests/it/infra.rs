@@ -79,7 +79,7 @@ async fn the_cloudformation_stack_carries_an_image_through_the_flow() {
     assert_eq!(
         queue_shape(&app, &app.queues.queue_url, &app.resources.inbox).await,
         queue_shape(&app, &made.queue_url, &by_setup.inbox).await,
-        "infra/imgflow.yaml and src/setup.rs configure the queue differently"
+        "infra/imgflow.yaml and src/setup/ configure the queue differently"
     );
     assert_eq!(
         notification_events(&app, &app.resources.inbox).await,
