@@ -37,6 +37,7 @@ pub(super) fn encode(image: &DynamicImage, format: Format) -> Result<Vec<u8>, St
             }?;
             Ok(memory.to_vec())
         }
+        Format::Avif { quality, speed } => super::avif::encode(image, quality, speed),
         Format::Gif => {
             let mut out = Vec::new();
             {

@@ -5,9 +5,10 @@ use super::value::{
     ParseError, Span, anchor, boolean, decode_text, dimension, fraction, length, offset, quality,
     rgb, sigma,
 };
+use super::ladder::{Ladder, check_names};
 use super::{
-    Anchor, Crop, DEFAULT_JPEG_QUALITY, DEFAULT_OUTPUT_NAME, DEFAULT_WEBP_QUALITY, Fit, FlipAxis,
-    Format, Length, MAX_OUTPUTS, MAX_RECIPE_LEN, MAX_STEPS, Op, Output, Recipe, Resize, Rotation,
+    Anchor, Crop, DEFAULT_AVIF_QUALITY, DEFAULT_AVIF_SPEED, DEFAULT_JPEG_QUALITY, DEFAULT_OUTPUT_NAME, DEFAULT_WEBP_QUALITY, Fit, FlipAxis,
+    Format, Frames, Length, MAX_OUTPUTS, MAX_RECIPE_LEN, MAX_STEPS, Op, Output, Recipe, Resize, Rotation,
     WHITE, Watermark, WebPQuality,
 };
 
@@ -45,6 +46,12 @@ pub(super) fn parse(input: &str) -> Result<Recipe, ParseError> {
         }
         outputs.push(output);
     }
+    if let Some(name) = check_names(&outputs) {
+        let span = whole.split('+').find(|s| s.text.starts_with(&format!("{name}:")));
+        return Err(span.unwrap_or(whole).error(format!(
+            "an output name unlike a ladder's rungs (`{name}` would collide with one)"
+        )));
+    }
     if outputs.len() > 1 && input.split('+').any(|o| !o.contains(':')) {
         let unnamed = whole
             .split('+')
@@ -78,6 +85,8 @@ fn parse_output(span: Span<'_>) -> Result<Output, ParseError> {
     }
     let mut ops = Vec::new();
     let mut format = None;
+    let mut frames = Frames::All;
+    let mut ladder = None;
     for (i, step) in chain.split('/').enumerate() {
         if i == MAX_STEPS {
             return Err(step.error(format!("at most {MAX_STEPS} steps in one output")));
@@ -87,10 +96,18 @@ fn parse_output(span: Span<'_>) -> Result<Output, ParseError> {
         }
         match parse_step(step)? {
             Step::Op(op) => ops.push(op),
-            Step::Format(f) => format = Some(f),
+            Step::Format(f, keep) => (format, frames) = (Some(f), keep),
+            Step::Ladder(l) if i == 0 => ladder = Some(l),
+            Step::Ladder(_) => return Err(step.error("`ladder` only as the first step")),
         }
     }
-    Ok(Output { name, ops, format })
+    Ok(Output {
+        name,
+        ops,
+        format,
+        frames,
+        ladder,
+    })
 }
 
 fn parse_name(span: Span<'_>) -> Result<String, ParseError> {
@@ -111,7 +128,8 @@ fn parse_name(span: Span<'_>) -> Result<String, ParseError> {
 
 enum Step {
     Op(Op),
-    Format(Format),
+    Format(Format, Frames),
+    Ladder(Ladder),
 }
 
 /// `key=value` pairs of one step, each checked off as it is used so that
@@ -154,6 +172,13 @@ fn parse_step(span: Span<'_>) -> Result<Step, ParseError> {
     let mut parts = span.split(',');
     let op = parts.next().unwrap_or(span);
     let mut p = Params::parse(op.text, parts)?;
+    // Any format step may keep only the first frame of an animation.
+    let frames = match p.take("frames") {
+        None => None,
+        Some(v) if v.text == "first" => Some(Frames::First),
+        Some(v) if v.text == "all" => Some(Frames::All),
+        Some(v) => return Err(v.error("`frames=first` or `frames=all`")),
+    };
     let step = match op.text {
         "resize" => {
             let width = p.take("w").map(dimension).transpose()?;
@@ -298,15 +323,18 @@ fn parse_step(span: Span<'_>) -> Result<Step, ParseError> {
                 .transpose()?
                 .unwrap_or(DEFAULT_JPEG_QUALITY);
             let background = p.take("bg").map(rgb).transpose()?.unwrap_or(WHITE);
-            p.finish("q, bg")?;
-            Step::Format(Format::Jpeg {
-                quality,
-                background,
-            })
+            p.finish("q, bg, frames")?;
+            Step::Format(
+                Format::Jpeg {
+                    quality,
+                    background,
+                },
+                Frames::All,
+            )
         }
         "png" => {
-            p.finish("none")?;
-            Step::Format(Format::Png)
+            p.finish("frames")?;
+            Step::Format(Format::Png, Frames::All)
         }
         "webp" => {
             let q = p.take("q").map(quality).transpose()?;
@@ -315,24 +343,46 @@ fn parse_step(span: Span<'_>) -> Result<Step, ParseError> {
                 .map(boolean)
                 .transpose()?
                 .unwrap_or(false);
-            p.finish("q, lossless")?;
+            p.finish("q, lossless, frames")?;
             let quality = match (lossless, q) {
                 (true, Some(_)) => return Err(span.error("`q` or `lossless=true`, not both")),
                 (true, None) => WebPQuality::Lossless,
                 (false, q) => WebPQuality::Lossy(q.unwrap_or(DEFAULT_WEBP_QUALITY)),
             };
-            Step::Format(Format::WebP { quality })
+            Step::Format(Format::WebP { quality }, Frames::All)
         }
         "gif" => {
-            p.finish("none")?;
-            Step::Format(Format::Gif)
+            p.finish("frames")?;
+            Step::Format(Format::Gif, Frames::All)
+        }
+        "avif" => {
+            let quality = p.take("q").map(quality).transpose()?;
+            let speed = match p.take("speed") {
+                None => DEFAULT_AVIF_SPEED,
+                Some(v) => match v.text.parse::<u8>() {
+                    Ok(s) if (1..=10).contains(&s) => s,
+                    _ => return Err(v.error("a speed from 1 (slowest, smallest) to 10")),
+                },
+            };
+            p.finish("q, speed, frames")?;
+            let quality = quality.unwrap_or(DEFAULT_AVIF_QUALITY);
+            Step::Format(Format::Avif { quality, speed }, Frames::All)
+        }
+        "ladder" => {
+            let widths = p.take("w");
+            p.finish("w")?;
+            Step::Ladder(Ladder::parse(span, widths)?)
         }
         _ => {
             return Err(op.error(
                 "an operation (resize, crop, rotate, flip, watermark, grayscale, sepia, blur, \
-                 sharpen) or a format (jpeg, png, webp, gif)",
+                 sharpen, ladder) or a format (jpeg, png, webp, gif, avif)",
             ));
         }
     };
-    Ok(step)
+    match (step, frames) {
+        (Step::Format(f, _), Some(keep)) => Ok(Step::Format(f, keep)),
+        (step, None) => Ok(step),
+        (_, Some(_)) => Err(span.error("`frames=` only on a format step (`webp,frames=first`)")),
+    }
 }

@@ -260,6 +260,7 @@ fn rendition((head, bytes): (OutputHead, Vec<u8>)) -> Result<Rendition, String> 
         width: head.width,
         height: head.height,
         bytes,
+        ladder: head.ladder,
     })
 }
 

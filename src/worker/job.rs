@@ -107,6 +107,7 @@ impl Jobs {
             recipe: None,
             preset: None,
             outputs: vec![],
+            srcset: Default::default(),
             timings: Timings::default(),
             error: None,
             sandbox: None,
@@ -134,7 +135,8 @@ impl Jobs {
             .recipe
             .outputs
             .iter()
-            .map(|o| output_key(&object.key, &o.name, "webp").len())
+            // A ladder's rungs add `-<width>` to its name.
+            .map(|o| output_key(&object.key, &o.name, "webp-16384").len())
             .max()
             .unwrap_or(0);
         if longest > MAX_KEY_BYTES {
@@ -218,8 +220,10 @@ impl Jobs {
                 width: rendition.width,
                 height: rendition.height,
                 bytes: size,
+                ladder: rendition.ladder,
             });
         }
+        manifest.srcset = crate::outbox::srcsets(&manifest.outputs, |o| crate::outbox::file_name(&o.key));
         manifest.timings.upload_ms = elapsed_ms(uploading);
         metric::stage("upload", uploading.elapsed());
         manifest.status = Status::Done;
