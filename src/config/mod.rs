@@ -163,6 +163,11 @@ pub const BUILTIN_PRESETS: &[(&str, &str)] = &[
         "thumb:resize,w=256,h=256,fit=cover/jpeg+web:resize,w=1280,h=1280/jpeg",
     ),
     ("thumbnail", "thumb:resize,w=256,h=256,fit=cover/jpeg"),
+    // One size in the three formats of a `<picture>` (docs/recipes.md).
+    (
+        "picture",
+        "avif:resize,w=1280,h=1280/avif+webp:resize,w=1280,h=1280/webp+jpeg:resize,w=1280,h=1280/jpeg",
+    ),
 ];
 
 impl PresetConfig {

@@ -228,3 +228,7 @@ fn encode_webp(
     }
     Ok(bytes)
 }
+
+#[cfg(test)]
+#[path = "animation_tests.rs"]
+mod tests;

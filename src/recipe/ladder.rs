@@ -118,3 +118,7 @@ pub(super) fn check_names(outputs: &[Output]) -> Option<String> {
         })
         .cloned()
 }
+
+#[cfg(test)]
+#[path = "ladder_tests.rs"]
+mod tests;
