@@ -138,8 +138,9 @@ pub(super) fn render(
     times: &mut StageTimes,
 ) -> Result<Rendition, PipelineError> {
     let output = &rung.output;
-    let _span = tracing::info_span!("render", output = %output.name, frames = animation.frames.len())
-        .entered();
+    let _span =
+        tracing::info_span!("render", output = %output.name, frames = animation.frames.len())
+            .entered();
     let started = std::time::Instant::now();
     let mut out = Vec::with_capacity(animation.frames.len());
     for (frame, delay) in &animation.frames {
@@ -221,7 +222,9 @@ fn encode_webp(
     // The crate ends the animation at timestamp 0, which leaves libwebp no
     // duration for the last frame: write it into the last ANMF chunk.
     let last = frames.last().map_or(0, |(_, d)| *d).min(0xff_ffff);
-    if let Some((_, at, len)) = webp_chunks(&bytes).filter(|(id, _, _)| id == b"ANMF").last()
+    if let Some((_, at, len)) = webp_chunks(&bytes)
+        .filter(|(id, _, _)| id == b"ANMF")
+        .last()
         && len >= 16
     {
         bytes[at + 12..at + 15].copy_from_slice(&last.to_le_bytes()[..3]);

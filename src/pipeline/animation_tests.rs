@@ -67,7 +67,12 @@ fn frames_of(bytes: &[u8], format: ImageFormat) -> Vec<(u32, u32, u32)> {
 fn the_header_counts_the_frames_of_a_gif() {
     let gif = twelve_frames();
     assert_eq!(probe(&gif, &Limits::default()).unwrap().frames, 12);
-    assert_eq!(probe(&frame_bomb(3000, 4000), &Limits::default()).unwrap().frames, 3000);
+    assert_eq!(
+        probe(&frame_bomb(3000, 4000), &Limits::default())
+            .unwrap()
+            .frames,
+        3000
+    );
 }
 
 #[test]
@@ -83,7 +88,11 @@ fn every_frame_and_delay_survives_a_resize_to_webp_and_to_gif() {
         let got: Vec<u32> = frames.iter().map(|f| f.2).collect();
         assert_eq!(got, delays, "{}", rendition.name);
     }
-    assert_eq!(animation_loops(&out[0].bytes), 3, "the WebP's ANIM loop count");
+    assert_eq!(
+        animation_loops(&out[0].bytes),
+        3,
+        "the WebP's ANIM loop count"
+    );
 }
 
 fn animation_loops(webp: &[u8]) -> u16 {
@@ -118,7 +127,10 @@ fn a_frame_bomb_is_refused_by_the_plan_from_its_header() {
     let err = plan(&p, &recipe, &limits).unwrap_err();
     assert_eq!(err.code(), "image_too_large");
     assert!(err.to_string().contains("3000 frames"), "{err}");
-    assert_eq!(run(&bomb, &recipe, &limits).unwrap_err().code(), "image_too_large");
+    assert_eq!(
+        run(&bomb, &recipe, &limits).unwrap_err().code(),
+        "image_too_large"
+    );
     // Its first frame alone is a fair request.
     let first = Recipe::parse("resize,w=64/webp,frames=first").unwrap();
     let out = run(&bomb, &first, &limits).unwrap();
@@ -134,7 +146,10 @@ fn frames_times_canvas_counts_against_the_pixel_limit() {
         ..Limits::default()
     };
     let p = probe(&gif, &tight).unwrap();
-    assert_eq!(plan(&p, &recipe, &tight).unwrap_err().code(), "image_too_large");
+    assert_eq!(
+        plan(&p, &recipe, &tight).unwrap_err().code(),
+        "image_too_large"
+    );
     let roomy = Limits {
         max_pixels: 80_000,
         ..Limits::default()

@@ -132,9 +132,9 @@ pub struct Rendition {
     pub ladder: Option<String>,
 }
 
+pub use animation::{MAX_FRAMES, frame_count};
 use decode::check_limits;
 pub use decode::{MAX_PNG_METADATA_BYTES, Probe};
-pub use animation::{MAX_FRAMES, frame_count};
 pub use guard::MAX_JPEG_SCANS;
 pub use plan::{OutputPlan, Plan, WEBP_MAX_DIMENSION, plan};
 

@@ -90,7 +90,6 @@ impl Format {
     }
 }
 
-
 impl fmt::Display for Format {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -116,4 +115,3 @@ impl fmt::Display for Format {
         }
     }
 }
-

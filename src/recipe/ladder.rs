@@ -67,6 +67,14 @@ impl fmt::Display for Ladder {
 }
 
 impl Recipe {
+    /// The most renditions [`Recipe::rungs`] can yield, whatever the source.
+    pub fn max_renditions(&self) -> usize {
+        self.outputs
+            .iter()
+            .map(|o| o.ladder.as_ref().map_or(1, |l| l.widths.len()))
+            .sum()
+    }
+
     /// Every rendition this recipe makes of a source `source_width` pixels
     /// wide (upright), ladders expanded, in recipe order.
     pub fn rungs(&self, source_width: u32) -> Vec<Rung> {

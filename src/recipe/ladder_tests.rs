@@ -23,14 +23,20 @@ fn avif_takes_a_quality_and_a_speed_and_writes_both_back() {
     );
     assert_eq!(column("avif,speed=11"), 12);
     assert_eq!(column("avif,q=0"), 8);
-    assert_eq!(Format::from_extension("AVIF").unwrap().content_type(), "image/avif");
+    assert_eq!(
+        Format::from_extension("AVIF").unwrap().content_type(),
+        "image/avif"
+    );
 }
 
 #[test]
 fn frames_first_belongs_to_the_format_step() {
     let recipe = Recipe::parse("resize,w=64/webp,q=70,frames=first").unwrap();
     assert_eq!(recipe.outputs[0].frames, Frames::First);
-    assert_eq!(recipe.to_string(), "main:resize,w=64/webp,q=70,frames=first");
+    assert_eq!(
+        recipe.to_string(),
+        "main:resize,w=64/webp,q=70,frames=first"
+    );
     assert_eq!(
         Recipe::parse("gif,frames=all").unwrap().outputs[0].frames,
         Frames::All
@@ -41,7 +47,8 @@ fn frames_first_belongs_to_the_format_step() {
 
 #[test]
 fn a_ladder_expands_to_one_rendition_per_width_the_source_can_fill() {
-    let recipe = Recipe::parse("hero:ladder,w=320.640.1280/sharpen/webp+thumb:resize,w=64").unwrap();
+    let recipe =
+        Recipe::parse("hero:ladder,w=320.640.1280/sharpen/webp+thumb:resize,w=64").unwrap();
     assert_eq!(
         recipe.to_string(),
         "hero:ladder,w=320.640.1280/sharpen,sigma=1,amount=1/webp,q=80+thumb:resize,w=64"
@@ -84,12 +91,17 @@ fn a_ladder_is_a_first_step_of_ascending_bounded_widths_and_names_do_not_collide
 #[test]
 fn avif_is_costed_as_the_slow_encoder_it_is() {
     let forced = |side: u32, format: &str| {
-        Recipe::parse(&format!("resize,w={side},h={side},fit=fill,up=true/{format}"))
-            .unwrap()
-            .check_cost()
+        Recipe::parse(&format!(
+            "resize,w={side},h={side},fit=fill,up=true/{format}"
+        ))
+        .unwrap()
+        .check_cost()
     };
     assert!(forced(16384, "jpeg").is_ok());
     assert!(forced(4096, "avif").is_ok());
-    assert!(forced(16384, "avif").is_err(), "268 MP of AV1 is minutes of work");
+    assert!(
+        forced(16384, "avif").is_err(),
+        "268 MP of AV1 is minutes of work"
+    );
     assert!(forced(4096, "avif,speed=1").is_err());
 }

@@ -1,15 +1,15 @@
 //! The recipe parser. The grammar is small enough that splitting on its four
 //! separators, while tracking byte offsets, gives exact error positions.
 
+use super::ladder::{Ladder, check_names};
 use super::value::{
     ParseError, Span, anchor, boolean, decode_text, dimension, fraction, length, offset, quality,
     rgb, sigma,
 };
-use super::ladder::{Ladder, check_names};
 use super::{
-    Anchor, Crop, DEFAULT_AVIF_QUALITY, DEFAULT_AVIF_SPEED, DEFAULT_JPEG_QUALITY, DEFAULT_OUTPUT_NAME, DEFAULT_WEBP_QUALITY, Fit, FlipAxis,
-    Format, Frames, Length, MAX_OUTPUTS, MAX_RECIPE_LEN, MAX_STEPS, Op, Output, Recipe, Resize, Rotation,
-    WHITE, Watermark, WebPQuality,
+    Anchor, Crop, DEFAULT_AVIF_QUALITY, DEFAULT_AVIF_SPEED, DEFAULT_JPEG_QUALITY,
+    DEFAULT_OUTPUT_NAME, DEFAULT_WEBP_QUALITY, Fit, FlipAxis, Format, Frames, Length, MAX_OUTPUTS,
+    MAX_RECIPE_LEN, MAX_STEPS, Op, Output, Recipe, Resize, Rotation, WHITE, Watermark, WebPQuality,
 };
 
 pub(super) fn parse(input: &str) -> Result<Recipe, ParseError> {
@@ -47,7 +47,9 @@ pub(super) fn parse(input: &str) -> Result<Recipe, ParseError> {
         outputs.push(output);
     }
     if let Some(name) = check_names(&outputs) {
-        let span = whole.split('+').find(|s| s.text.starts_with(&format!("{name}:")));
+        let span = whole
+            .split('+')
+            .find(|s| s.text.starts_with(&format!("{name}:")));
         return Err(span.unwrap_or(whole).error(format!(
             "an output name unlike a ladder's rungs (`{name}` would collide with one)"
         )));

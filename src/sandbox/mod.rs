@@ -165,7 +165,7 @@ impl Sandbox {
                 stdout,
                 peak_pixels,
                 limits: *limits,
-                recipe_outputs: recipe.outputs.len(),
+                recipe_outputs: recipe.max_renditions(),
                 deadline: self.config.deadline,
             }),
             Ok(Ok(Reply::Failed { code, message, .. })) => Err(Failure::Job {

@@ -223,7 +223,8 @@ impl Jobs {
                 ladder: rendition.ladder,
             });
         }
-        manifest.srcset = crate::outbox::srcsets(&manifest.outputs, |o| crate::outbox::file_name(&o.key));
+        manifest.srcset =
+            crate::outbox::srcsets(&manifest.outputs, |o| crate::outbox::file_name(&o.key));
         manifest.timings.upload_ms = elapsed_ms(uploading);
         metric::stage("upload", uploading.elapsed());
         manifest.status = Status::Done;

@@ -13,6 +13,7 @@ mod harness;
 mod hostile;
 mod infra;
 mod orientation;
+mod output;
 mod presign;
 mod reference;
 mod seed;
