@@ -243,3 +243,65 @@ async fn a_ladder_of_an_animation_through_the_worker_lists_its_widths_and_srcset
         assert_eq!(pillow_frames(&bytes)["size"][0], width, "{url}");
     }
 }
+
+/// The `imgflow process` commands of docs/recipes.md's AVIF, Animation and
+/// Responsive ladder sections, as written there (run from the crate root).
+#[test]
+fn the_commands_in_the_docs_output_sections_run_as_written() {
+    let dir = tempdir();
+    let gif = pillow_animation(160, 120);
+    std::fs::write(format!("{dir}/anim.gif"), gif).unwrap();
+    let docs =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/recipes.md")).unwrap();
+    let runs = [
+        (
+            "tests/fixtures/rocket.jpg",
+            "out/",
+            "small:resize,w=640/avif,q=60,speed=6+small-jpeg:resize,w=640/jpeg",
+        ),
+        (
+            "/tmp/anim.gif",
+            "out/",
+            "anim:resize,w=64/webp+poster:resize,w=64/jpeg",
+        ),
+        (
+            "/tmp/anim.gif",
+            "first.webp",
+            "resize,w=64/webp,frames=first",
+        ),
+        (
+            "tests/fixtures/rocket.jpg",
+            "out/",
+            "hero:ladder,w=320.600.1280/webp",
+        ),
+    ];
+    for (input, output, recipe) in runs {
+        assert!(
+            docs.contains(&format!("imgflow process {input} -o {output}")),
+            "{input}"
+        );
+        assert!(docs.contains(&format!("--recipe {recipe}\n")), "{recipe}");
+        let input = input.replace("/tmp", &dir);
+        let status = std::process::Command::new(env!("CARGO_BIN_EXE_imgflow"))
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .args([
+                "process",
+                &input,
+                "-o",
+                &format!("{dir}/{output}"),
+                "--recipe",
+                recipe,
+            ])
+            .status()
+            .unwrap();
+        assert!(status.success(), "{recipe}");
+    }
+    let seen = |name: &str| pillow_frames(&std::fs::read(format!("{dir}/{name}")).unwrap());
+    assert_eq!(seen("out/small.avif")["format"], "AVIF");
+    assert_eq!(seen("out/anim.webp")["frames"], 12);
+    assert_eq!(seen("out/poster.jpg")["frames"], 1);
+    assert_eq!(seen("first.webp")["frames"], 1);
+    for (name, width) in [("hero-320", 320), ("hero-600", 600), ("hero-640", 640)] {
+        assert_eq!(seen(&format!("out/{name}.webp"))["size"][0], width);
+    }
+}
