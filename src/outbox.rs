@@ -75,6 +75,9 @@ pub struct Manifest {
     /// The preset the recipe came from, if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub preset: Option<String>,
+    /// The route (`--route PREFIX=PRESET`) that chose the preset, if one did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub route: Option<crate::recipe::Route>,
     pub outputs: Vec<OutputRef>,
     /// Per ladder output, its rungs as an `<img srcset>` value, with URLs
     /// relative to the manifest's folder (`hero-320.webp 320w, ...`).
@@ -236,6 +239,7 @@ mod tests {
             },
             recipe: None,
             preset: None,
+            route: None,
             outputs: vec![],
             srcset: BTreeMap::new(),
             timings: Timings::default(),

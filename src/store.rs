@@ -368,6 +368,62 @@ impl Store {
     }
 }
 
+/// One object of an inbox listing.
+pub struct Listed {
+    pub key: String,
+    /// Without quotes.
+    pub etag: Option<String>,
+    pub size: u64,
+}
+
+impl Store {
+    /// One listing page (up to 1,000 objects, in key order) of the inbox
+    /// under `prefix` after the key `start_after`; `more`: another page follows.
+    pub async fn list_inbox(
+        &self,
+        prefix: &str,
+        start_after: Option<String>,
+    ) -> anyhow::Result<(Vec<Listed>, bool)> {
+        let listing = self
+            .s3
+            .list_objects_v2()
+            .bucket(&self.inbox)
+            .prefix(prefix)
+            .set_start_after(start_after)
+            .send()
+            .await
+            .with_context(|| format!("listing s3://{}/{prefix}", self.inbox))?;
+        let listed = listing
+            .contents()
+            .iter()
+            .filter_map(|o| {
+                Some(Listed {
+                    key: o.key()?.to_owned(),
+                    etag: o.e_tag().map(|e| e.trim_matches('"').to_owned()),
+                    size: o.size().and_then(|s| u64::try_from(s).ok()).unwrap_or(0),
+                })
+            })
+            .collect();
+        Ok((listed, listing.is_truncated().unwrap_or(false)))
+    }
+
+    /// An inbox object's user metadata; `None` once deleted.
+    pub async fn source_metadata(
+        &self,
+        key: &str,
+    ) -> anyhow::Result<Option<HashMap<String, String>>> {
+        let head = self
+            .s3
+            .head_object()
+            .bucket(&self.inbox)
+            .key(key)
+            .send()
+            .await;
+        let head = found(head, || format!("checking s3://{}/{key}", self.inbox))?;
+        Ok(head.map(|h| h.metadata.unwrap_or_default()))
+    }
+}
+
 fn quoted(etag: &str) -> String {
     if etag.starts_with('"') {
         etag.to_owned()

@@ -140,9 +140,11 @@ pub fn format_work(format: Option<Format>, pixels: u64) -> u64 {
     }
 }
 
-/// Work units per pixel of rav1e (one thread) at `speed` 1..=10: AV1's
-/// search costs 5-60x JPEG's encoding (measured in `bench/results/avif.md`,
-/// 0.4 ns per unit), so a job's AVIF outputs are what bound its size.
+/// Work units per pixel of rav1e (one thread) at `speed` 1..=10. An
+/// estimate, not yet calibrated (`bench/avif.sh` measures it): about 1 µs
+/// a pixel at speed 6 is ~2500 units at `MAX_WORK`'s 0.4 ns per unit, and
+/// the debug build's tests encode 0.1 MP in seconds; 1000 keeps a 12 MP
+/// AVIF inside the budget. Slower speeds cost up to 12x (rav1e's presets).
 fn avif_work(speed: u8) -> u64 {
     const PER_PIXEL: [u64; 10] = [
         AVIF_WORK_SPEED_6 * 12, // 1

@@ -5,8 +5,9 @@ use std::fmt;
 
 use super::{DEFAULT_JPEG_QUALITY, DEFAULT_WEBP_QUALITY, Format, WHITE, WebPQuality};
 
-/// AVIF's default quality (ravif's 1-100 scale): about the SSIM of JPEG at
-/// its default 82 (`bench/results/avif.md`).
+/// AVIF's default quality (ravif's 1-100 scale). Chosen from ravif's scale
+/// (its own default is 80, near-lossless), not yet matched by measurement:
+/// `bench/avif.sh` compares PSNR and bytes with libvips and JPEG.
 pub const DEFAULT_AVIF_QUALITY: u8 = 60;
 /// AVIF's default speed: rav1e's 1 (slowest) to 10; 6 costs a fraction of
 /// the slowest settings' time for a few percent more bytes.

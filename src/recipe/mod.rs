@@ -21,6 +21,7 @@ mod format;
 mod ladder;
 mod parse;
 mod preset;
+mod route;
 mod value;
 
 use std::fmt;
@@ -29,6 +30,7 @@ pub use cost::{CostError, MAX_TOTAL_OPS, MAX_WORK, encode_work, format_work, op_
 pub use format::{DEFAULT_AVIF_QUALITY, DEFAULT_AVIF_SPEED, Frames};
 pub use ladder::{Ladder, MAX_RUNGS, Rung};
 pub use preset::{Presets, RecipeError, Resolved};
+pub use route::{Route, is_preset_name, route_for, routes_note, unreachable_routes};
 pub use value::{ParseError, encode_text};
 
 /// Longest recipe accepted, in bytes; S3 allows 2 KB for all user metadata.

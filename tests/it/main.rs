@@ -3,11 +3,13 @@
 
 mod api;
 mod architecture;
+mod backfill;
 mod browser;
 mod cli;
 mod crash;
 mod delivery;
 mod drop_in;
+mod drop_in_cli;
 mod edge;
 mod harness;
 mod hostile;
@@ -16,6 +18,7 @@ mod orientation;
 mod output;
 mod presign;
 mod reference;
+mod routes;
 mod seed;
 mod setup;
 mod telemetry;
