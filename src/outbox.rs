@@ -4,6 +4,8 @@
 //! written last, `photos/cat.jpg/manifest.json`. The manifest's presence
 //! means the job is finished; clients and the API read job state from it.
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 
 pub const MANIFEST_NAME: &str = "manifest.json";
@@ -77,6 +79,10 @@ pub struct Manifest {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub route: Option<crate::recipe::Route>,
     pub outputs: Vec<OutputRef>,
+    /// Per ladder output, its rungs as an `<img srcset>` value, with URLs
+    /// relative to the manifest's folder (`hero-320.webp 320w, ...`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub srcset: BTreeMap<String, String>,
     pub timings: Timings,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<JobError>,
@@ -109,6 +115,38 @@ pub struct OutputRef {
     pub width: u32,
     pub height: u32,
     pub bytes: u64,
+    /// The ladder output this rendition is one width of.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ladder: Option<String>,
+}
+
+/// Each ladder's rungs as a `srcset` value, narrowest first, each URL made
+/// by `url` (a file name in the manifest, a presigned URL in the API).
+pub fn srcsets<'a>(
+    outputs: &'a [OutputRef],
+    url: impl Fn(&'a OutputRef) -> &'a str,
+) -> BTreeMap<String, String> {
+    let mut sets: BTreeMap<String, Vec<&OutputRef>> = BTreeMap::new();
+    for output in outputs {
+        if let Some(ladder) = &output.ladder {
+            sets.entry(ladder.clone()).or_default().push(output);
+        }
+    }
+    sets.into_iter()
+        .map(|(ladder, mut rungs)| {
+            rungs.sort_by_key(|o| o.width);
+            let set: Vec<String> = rungs
+                .iter()
+                .map(|o| format!("{} {}w", url(o), o.width))
+                .collect();
+            (ladder, set.join(", "))
+        })
+        .collect()
+}
+
+/// The file name of an output key, as `srcset` in the manifest uses it.
+pub fn file_name(key: &str) -> &str {
+    key.rsplit('/').next().unwrap_or(key)
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -203,6 +241,7 @@ mod tests {
             preset: None,
             route: None,
             outputs: vec![],
+            srcset: BTreeMap::new(),
             timings: Timings::default(),
             error: Some(JobError {
                 code: "unsupported_image".into(),

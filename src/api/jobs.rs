@@ -1,5 +1,6 @@
 //! `GET /v1/jobs/{job_id}`: job state, read from the outbox manifest.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -51,6 +52,10 @@ pub struct JobView {
     #[schema(value_type = String, example = "done")]
     pub status: &'static str,
     pub outputs: Vec<OutputView>,
+    /// Per ladder output, its widths as a ready-to-paste `<img srcset>` value
+    /// (presigned URLs).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub srcset: BTreeMap<String, String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<JobError>,
 }
@@ -108,6 +113,7 @@ impl JobView {
             job_id,
             status: "pending",
             outputs: vec![],
+            srcset: BTreeMap::new(),
             error: None,
         }
     }
@@ -117,8 +123,10 @@ impl JobView {
 pub async fn view(state: &AppState, job_id: Uuid, manifest: &Manifest) -> anyhow::Result<JobView> {
     let expiry = state.config.download_expiry();
     let mut outputs = Vec::with_capacity(manifest.outputs.len());
+    let mut urls = Vec::with_capacity(manifest.outputs.len());
     for output in &manifest.outputs {
         let url = state.store.presign_download(&output.key, expiry).await?;
+        urls.push((output.key.as_str(), url.clone()));
         outputs.push(OutputView {
             name: output.name.clone(),
             url,
@@ -133,6 +141,11 @@ pub async fn view(state: &AppState, job_id: Uuid, manifest: &Manifest) -> anyhow
         job_id,
         status: manifest.status.as_str(),
         outputs,
+        srcset: crate::outbox::srcsets(&manifest.outputs, |o| {
+            urls.iter()
+                .find(|(key, _)| *key == o.key)
+                .map_or(o.key.as_str(), |(_, url)| url.as_str())
+        }),
         error: manifest.error.clone(),
     })
 }

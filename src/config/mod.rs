@@ -174,6 +174,11 @@ pub const BUILTIN_PRESETS: &[(&str, &str)] = &[
     ),
     // A social-media card (Open Graph, 1.91:1).
     ("og", "og:resize,w=1200,h=630,fit=cover/jpeg,q=85"),
+    // One size in the three formats of a `<picture>` (docs/recipes.md).
+    (
+        "picture",
+        "avif:resize,w=1280,h=1280/avif+webp:resize,w=1280,h=1280/webp+jpeg:resize,w=1280,h=1280/jpeg",
+    ),
 ];
 
 impl PresetConfig {

@@ -37,6 +37,8 @@ pub struct Probe {
     /// Pixels the decoder holds besides the image: a GIF's first frame,
     /// when it is smaller than the logical screen.
     pub extra_pixels: u64,
+    /// Frames in an animated GIF or WebP, from the container; 1 otherwise.
+    pub frames: u32,
 }
 
 impl Probe {
@@ -83,6 +85,7 @@ pub fn probe(bytes: &[u8], limits: &Limits) -> Result<Probe, PipelineError> {
         orientation: decoder.orientation().unwrap_or(Orientation::NoTransforms),
         scalable: false,
         extra_pixels: 0,
+        frames: super::animation::frame_count(bytes, format),
     };
     match format {
         SourceFormat::Jpeg => {

@@ -59,6 +59,7 @@ pub(super) fn encode(
                 None => Ok(memory.to_vec()),
             }
         }
+        Format::Avif { quality, speed } => super::avif::encode(image, quality, speed),
         Format::Gif => {
             let mut out = Vec::new();
             {

@@ -122,6 +122,30 @@ pub(super) fn check_gif_frames(bytes: &[u8]) -> Result<Option<GifFrame>, String>
     Ok(first)
 }
 
+/// How many frames (image descriptors) a GIF has: the same walk as
+/// [`check_gif_frames`], counting.
+pub(super) fn gif_frame_count(bytes: &[u8]) -> u32 {
+    let Some(&packed) = bytes.get(10) else {
+        return 0;
+    };
+    let mut at = 13 + color_table_len(packed);
+    let mut frames = 0u32;
+    while let Some(&block) = bytes.get(at) {
+        match block {
+            0x21 => at = skip_sub_blocks(bytes, at + 2),
+            0x2c => {
+                let Some(&packed) = bytes.get(at + 9) else {
+                    break;
+                };
+                frames = frames.saturating_add(1);
+                at = skip_sub_blocks(bytes, at + 10 + color_table_len(packed) + 1);
+            }
+            _ => break,
+        }
+    }
+    frames
+}
+
 fn color_table_len(packed: u8) -> usize {
     if packed & 0x80 == 0 {
         0

@@ -6,6 +6,8 @@
 //! exactly the same code. Its stages are `tracing` spans: a facade that
 //! records nothing unless the caller installed a subscriber.
 
+mod animation;
+mod avif;
 mod colour;
 mod decode;
 mod embed;
@@ -140,8 +142,11 @@ pub struct Rendition {
     pub width: u32,
     pub height: u32,
     pub bytes: Vec<u8>,
+    /// The ladder output this rendition is a width of (for `srcset`).
+    pub ladder: Option<String>,
 }
 
+pub use animation::{MAX_FRAMES, frame_count};
 use decode::check_limits;
 pub use decode::{MAX_PNG_METADATA_BYTES, Probe};
 pub use guard::MAX_JPEG_SCANS;
@@ -217,12 +222,13 @@ pub struct StageTimes {
 
 /// Make one output from a decoded source.
 pub fn render(source: &Source, output: &Output) -> Result<Rendition, PipelineError> {
-    render_timed(source, output, &mut StageTimes::default())
+    render_timed(source, output, None, &mut StageTimes::default())
 }
 
 fn render_timed(
     source: &Source,
     output: &Output,
+    ladder: Option<String>,
     times: &mut StageTimes,
 ) -> Result<Rendition, PipelineError> {
     let _output = tracing::info_span!("render", output = %output.name).entered();
@@ -270,6 +276,7 @@ fn render_timed(
         width: image.width(),
         height: image.height(),
         bytes,
+        ladder,
     })
 }
 
@@ -299,12 +306,17 @@ pub fn run_timed(
         height = tracing::field::Empty
     );
     let started = Instant::now();
-    let source = span.in_scope(|| {
+    let (source, animation) = span.in_scope(|| {
         let probe = decode::probe(bytes, limits)?;
         // Every size and the work are known before a pixel is decoded.
         let plan = plan(&probe, recipe, limits)?;
+        if plan.frames > 1 {
+            let animation = animation::decode(bytes, &probe)?;
+            return Ok::<_, PipelineError>((animation.first(probe)?, Some((animation, probe))));
+        }
         let keep = recipe.outputs.iter().any(|o| o.icc == Icc::Keep);
-        decode_at(bytes, &probe, (plan.eighths, plan.decoded), limits, keep)
+        let source = decode_at(bytes, &probe, (plan.eighths, plan.decoded), limits, keep)?;
+        Ok((source, None))
     })?;
     times.decode = started.elapsed();
     span.record("format", source.format.name());
@@ -312,9 +324,20 @@ pub fn run_timed(
     span.record("height", source.full_size.1);
     drop(span);
     let renditions = recipe
-        .outputs
-        .iter()
-        .map(|output| render_timed(&source, output, &mut times))
+        .rungs(source.full_size.0)
+        .into_iter()
+        .map(|rung| {
+            let format = rung
+                .output
+                .format
+                .unwrap_or_else(|| default_format(source.format));
+            match &animation {
+                Some((frames, probe)) if animation::animates(probe, &rung.output, format) => {
+                    animation::render(frames, &rung, format, &mut times)
+                }
+                _ => render_timed(&source, &rung.output, rung.ladder, &mut times),
+            }
+        })
         .collect::<Result<_, _>>()?;
     Ok((renditions, times))
 }

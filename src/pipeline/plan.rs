@@ -3,7 +3,9 @@
 //! job that would break a limit at any step fails here, in microseconds.
 
 use super::ops::{cropped_size, resized_size};
-use super::{Limits, PipelineError, Probe, check_limits, default_format, eighths_needed};
+use super::{
+    Limits, PipelineError, Probe, animation, check_limits, default_format, eighths_needed,
+};
 use crate::recipe::{self, Format, Op, Recipe, Rotation};
 
 /// libwebp's largest width or height (`WEBP_MAX_DIMENSION`).
@@ -22,6 +24,8 @@ pub struct Plan {
     pub peak_pixels: u64,
     /// Work units, in [`recipe::MAX_WORK`]'s terms.
     pub work: u64,
+    /// Frames decoded: all of an animation some output keeps animated, else 1.
+    pub frames: u32,
 }
 
 /// One output's share of a [`Plan`].
@@ -42,11 +46,19 @@ pub struct OutputPlan {
 pub fn plan(probe: &Probe, recipe: &Recipe, limits: &Limits) -> Result<Plan, PipelineError> {
     let full = probe.upright();
     check_limits(full.0, full.1, limits)?;
+    let rungs = recipe.rungs(full.0);
+    let format_of = |o: &recipe::Output| o.format.unwrap_or_else(|| default_format(probe.format));
+    let animated = rungs
+        .iter()
+        .any(|r| animation::animates(probe, &r.output, format_of(&r.output)));
+    let frames = if animated { probe.frames } else { 1 };
+    if animated {
+        animation::check_frames(probe, limits.max_pixels)?;
+    }
     let eighths = if probe.scalable {
-        recipe
-            .outputs
+        rungs
             .iter()
-            .map(|o| eighths_needed(full, o))
+            .map(|r| eighths_needed(full, &r.output))
             .max()
             .unwrap_or(8)
     } else {
@@ -59,15 +71,25 @@ pub fn plan(probe: &Probe, recipe: &Recipe, limits: &Limits) -> Result<Plan, Pip
     } else {
         (scaled(full.0), scaled(full.1))
     };
-    let source = pixels(decoded);
+    // An animation's frames are all held, each a full canvas.
+    let source = pixels(decoded) * u64::from(frames);
     // While decoding: the decoder's buffer and one conversion (to 8 bits)
     // or orientation copy, plus a GIF frame decoded on its own; for
     // `icc=keep` outputs, the unconverted pixels as well.
     let keeps = recipe.outputs.iter().any(|o| o.icc == recipe::Icc::Keep);
     let mut peak = 2 * source + probe.extra_pixels + if keeps { source } else { 0 };
     let mut work = 0u64;
-    let mut outputs = Vec::with_capacity(recipe.outputs.len());
-    for output in &recipe.outputs {
+    let mut outputs = Vec::with_capacity(rungs.len());
+    for rung in &rungs {
+        let output = &rung.output;
+        let format = format_of(output);
+        // An animated output does its steps and encoding once per frame.
+        let times = if animation::animates(probe, output, format) {
+            u64::from(frames)
+        } else {
+            1
+        };
+        let before = work;
         let mut size = decoded;
         let mut output_peak = 0u64;
         for (step, op) in output.ops.iter().enumerate() {
@@ -91,9 +113,6 @@ pub fn plan(probe: &Probe, recipe: &Recipe, limits: &Limits) -> Result<Plan, Pip
             work = work.saturating_add(recipe::op_work(op, pixels(size), pixels(next)));
             size = next;
         }
-        let format = output
-            .format
-            .unwrap_or_else(|| default_format(probe.format));
         check_encodable(size, format, &output.name)?;
         // Encoders take a converted (RGB, RGBA, flattened) copy.
         let last = if output.ops.is_empty() {
@@ -102,7 +121,10 @@ pub fn plan(probe: &Probe, recipe: &Recipe, limits: &Limits) -> Result<Plan, Pip
             pixels(size)
         };
         output_peak = output_peak.max(last + pixels(size));
-        work = work.saturating_add(recipe::encode_work(pixels(size)));
+        work = work.saturating_add(recipe::format_work(Some(format), pixels(size)));
+        work = before.saturating_add((work - before).saturating_mul(times));
+        // Every output frame is kept until the animation is written.
+        output_peak = output_peak.saturating_add(pixels(size) * (times - 1));
         peak = peak.max(source + output_peak);
         outputs.push(OutputPlan {
             name: output.name.clone(),
@@ -124,6 +146,7 @@ pub fn plan(probe: &Probe, recipe: &Recipe, limits: &Limits) -> Result<Plan, Pip
         outputs,
         peak_pixels: peak,
         work,
+        frames,
     })
 }
 
@@ -160,6 +183,8 @@ fn check_encodable((w, h): (u32, u32), format: Format, output: &str) -> Result<(
         Format::Jpeg { .. } => 65_500,
         Format::Gif => u32::from(u16::MAX),
         Format::Png => i32::MAX as u32,
+        // AV1's largest frame (rav1e refuses more).
+        Format::Avif { .. } => 65_536,
     };
     if w > max || h > max {
         return Err(PipelineError::Encode {

@@ -33,6 +33,7 @@ fn probe_of(format: ImageFormat, width: u32, height: u32) -> Probe {
         orientation: Orientation::NoTransforms,
         scalable: false,
         extra_pixels: 0,
+        frames: 1,
     }
 }
 

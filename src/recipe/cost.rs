@@ -4,7 +4,7 @@
 //! could make cheap is refused before anything is uploaded), and in
 //! `pipeline::plan`, on the real sizes once the header is known.
 
-use super::{Fit, MAX_OUTPUTS, Op, Output, Recipe, Resize, Rotation};
+use super::{Fit, Format, MAX_OUTPUTS, Op, Output, Recipe, Resize, Rotation};
 
 /// Most operations in all of a recipe's outputs together (each output may
 /// have up to [`super::MAX_STEPS`]; together they may not reach
@@ -62,8 +62,14 @@ impl Recipe {
     }
 }
 
-/// The work of `output` on the smallest image each step can yield.
+/// The work of `output` on the smallest image each step can yield, once
+/// per width of its ladder.
 fn least_work(output: &Output) -> u64 {
+    let rungs = output.ladder.as_ref().map_or(1, |l| l.widths.len() as u64);
+    least_work_once(output).saturating_mul(rungs)
+}
+
+fn least_work_once(output: &Output) -> u64 {
     let mut size = (1u32, 1u32);
     let mut work = 0u64;
     for op in &output.ops {
@@ -71,7 +77,7 @@ fn least_work(output: &Output) -> u64 {
         work = work.saturating_add(op_work(op, pixels(size), pixels(next)));
         size = next;
     }
-    work.saturating_add(encode_work(pixels(size)))
+    work.saturating_add(format_work(output.format, pixels(size)))
 }
 
 /// A lower bound on the size `op` makes of an image at least `size`: only
@@ -124,6 +130,39 @@ pub fn op_work(op: &Op, input: u64, output: u64) -> u64 {
 pub fn encode_work(pixels: u64) -> u64 {
     ENCODE_WORK.saturating_mul(pixels)
 }
+
+/// The work of encoding `pixels` pixels in `format` (`None`: the source's
+/// format, never AVIF).
+pub fn format_work(format: Option<Format>, pixels: u64) -> u64 {
+    match format {
+        Some(Format::Avif { speed, .. }) => avif_work(speed).saturating_mul(pixels),
+        _ => encode_work(pixels),
+    }
+}
+
+/// Work units per pixel of rav1e (one thread) at `speed` 1..=10. An
+/// estimate, not yet calibrated (`bench/avif.sh` measures it): about 1 µs
+/// a pixel at speed 6 is ~2500 units at `MAX_WORK`'s 0.4 ns per unit, and
+/// the debug build's tests encode 0.1 MP in seconds; 1000 keeps a 12 MP
+/// AVIF inside the budget. Slower speeds cost up to 12x (rav1e's presets).
+fn avif_work(speed: u8) -> u64 {
+    const PER_PIXEL: [u64; 10] = [
+        AVIF_WORK_SPEED_6 * 12, // 1
+        AVIF_WORK_SPEED_6 * 8,
+        AVIF_WORK_SPEED_6 * 5,
+        AVIF_WORK_SPEED_6 * 3,
+        AVIF_WORK_SPEED_6 * 2, // 5
+        AVIF_WORK_SPEED_6,
+        AVIF_WORK_SPEED_6 * 3 / 4,
+        AVIF_WORK_SPEED_6 / 2,
+        AVIF_WORK_SPEED_6 / 2,
+        AVIF_WORK_SPEED_6 / 3, // 10
+    ];
+    PER_PIXEL[usize::from(speed.clamp(1, 10)) - 1]
+}
+
+/// Work units per pixel of AVIF at the default speed, 6.
+const AVIF_WORK_SPEED_6: u64 = 1_000;
 
 /// Taps per pixel of a separable Gaussian: two passes of libblur's kernel
 /// for `sigma` (about 6.7 sigma wide, at least 3).

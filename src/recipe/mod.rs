@@ -17,6 +17,8 @@
 //! the same value.
 
 mod cost;
+mod format;
+mod ladder;
 mod parse;
 mod preset;
 mod route;
@@ -24,7 +26,9 @@ mod value;
 
 use std::fmt;
 
-pub use cost::{CostError, MAX_TOTAL_OPS, MAX_WORK, encode_work, op_work};
+pub use cost::{CostError, MAX_TOTAL_OPS, MAX_WORK, encode_work, format_work, op_work};
+pub use format::{DEFAULT_AVIF_QUALITY, DEFAULT_AVIF_SPEED, Frames};
+pub use ladder::{Ladder, MAX_RUNGS, Rung};
 pub use preset::{Presets, RecipeError, Resolved};
 pub use route::{Route, is_preset_name, route_for, routes_note, unreachable_routes};
 pub use value::{ParseError, encode_text};
@@ -59,6 +63,10 @@ pub struct Output {
     pub format: Option<Format>,
     /// `icc=keep` on the format step: the source's profile (docs/colour.md).
     pub icc: Icc,
+    /// Every frame of an animated source, or only the first.
+    pub frames: Frames,
+    /// A `ladder` first step: the output is made once per width.
+    pub ladder: Option<Ladder>,
 }
 
 /// What an output does with the source's colour profile.
@@ -246,6 +254,11 @@ pub enum Format {
         quality: WebPQuality,
     },
     Gif,
+    /// AV1 in HEIF (`ravif`): `speed` 1 (smallest, slowest) to 10.
+    Avif {
+        quality: u8,
+        speed: u8,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -257,56 +270,6 @@ pub enum WebPQuality {
 pub const DEFAULT_JPEG_QUALITY: u8 = 82;
 pub const DEFAULT_WEBP_QUALITY: u8 = 80;
 pub const WHITE: Rgb = Rgb([255, 255, 255]);
-
-impl Format {
-    /// JPEG at the default quality on white.
-    pub const JPEG: Format = Format::Jpeg {
-        quality: DEFAULT_JPEG_QUALITY,
-        background: WHITE,
-    };
-
-    pub fn extension(self) -> &'static str {
-        match self {
-            Format::Jpeg { .. } => "jpg",
-            Format::Png => "png",
-            Format::WebP { .. } => "webp",
-            Format::Gif => "gif",
-        }
-    }
-
-    pub fn content_type(self) -> &'static str {
-        match self {
-            Format::Jpeg { .. } => "image/jpeg",
-            Format::Png => "image/png",
-            Format::WebP { .. } => "image/webp",
-            Format::Gif => "image/gif",
-        }
-    }
-
-    /// The format a file name's extension names (`jpg`, `PNG`, ...), with
-    /// default settings.
-    pub fn from_extension(extension: &str) -> Option<Format> {
-        match extension.to_ascii_lowercase().as_str() {
-            "jpg" | "jpeg" => Some(Format::JPEG),
-            "png" => Some(Format::Png),
-            "webp" => Some(Format::WebP {
-                quality: WebPQuality::Lossy(DEFAULT_WEBP_QUALITY),
-            }),
-            "gif" => Some(Format::Gif),
-            _ => None,
-        }
-    }
-
-    /// Short name used in manifests and API answers.
-    pub fn name(self) -> &'static str {
-        match self {
-            Format::Jpeg { .. } => "jpeg",
-            Format::Png => "png",
-            Format::WebP { .. } => "webp",
-            Format::Gif => "gif",
-        }
-    }
-}
 
 impl Recipe {
     /// Parse a recipe; the error names the column and what was expected there.
@@ -337,14 +300,15 @@ impl fmt::Display for Recipe {
 impl fmt::Display for Output {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}:", self.name)?;
-        let mut steps: Vec<String> = self.ops.iter().map(Op::to_string).collect();
+        let ladder = self.ladder.iter().map(Ladder::to_string);
+        let mut steps: Vec<String> = ladder.chain(self.ops.iter().map(Op::to_string)).collect();
         if let Some(format) = self.format {
             let keep = if self.icc == Icc::Keep {
                 ",icc=keep"
             } else {
                 ""
             };
-            steps.push(format!("{format}{keep}"));
+            steps.push(format!("{format}{keep}{}", self.frames.param()));
         }
         f.write_str(&steps.join("/"))
     }
@@ -417,31 +381,6 @@ impl fmt::Display for Op {
             Op::Sepia => f.write_str("sepia"),
             Op::Blur { sigma } => write!(f, "blur,sigma={sigma}"),
             Op::Sharpen { sigma, amount } => write!(f, "sharpen,sigma={sigma},amount={amount}"),
-        }
-    }
-}
-
-impl fmt::Display for Format {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Format::Jpeg {
-                quality,
-                background,
-            } => {
-                write!(f, "jpeg,q={quality}")?;
-                if *background != WHITE {
-                    write!(f, ",bg={background}")?;
-                }
-                Ok(())
-            }
-            Format::Png => f.write_str("png"),
-            Format::WebP {
-                quality: WebPQuality::Lossy(q),
-            } => write!(f, "webp,q={q}"),
-            Format::WebP {
-                quality: WebPQuality::Lossless,
-            } => f.write_str("webp,lossless=true"),
-            Format::Gif => f.write_str("gif"),
         }
     }
 }

@@ -1,14 +1,15 @@
 //! The recipe parser. The grammar is small enough that splitting on its four
 //! separators, while tracking byte offsets, gives exact error positions.
 
+use super::ladder::{Ladder, check_names};
 use super::value::{
     ParseError, Span, anchor, boolean, decode_text, dimension, fraction, length, offset, quality,
     rgb, sigma,
 };
 use super::{
-    Anchor, Crop, DEFAULT_JPEG_QUALITY, DEFAULT_OUTPUT_NAME, DEFAULT_WEBP_QUALITY, Fit, FlipAxis,
-    Format, Icc, Length, MAX_OUTPUTS, MAX_RECIPE_LEN, MAX_STEPS, Op, Output, Recipe, Resize,
-    Rotation, WHITE, Watermark, WebPQuality,
+    Anchor, Crop, DEFAULT_AVIF_QUALITY, DEFAULT_AVIF_SPEED, DEFAULT_JPEG_QUALITY,
+    DEFAULT_OUTPUT_NAME, DEFAULT_WEBP_QUALITY, Fit, FlipAxis, Format, Frames, Icc, Length, MAX_OUTPUTS,
+    MAX_RECIPE_LEN, MAX_STEPS, Op, Output, Recipe, Resize, Rotation, WHITE, Watermark, WebPQuality,
 };
 
 pub(super) fn parse(input: &str) -> Result<Recipe, ParseError> {
@@ -45,6 +46,14 @@ pub(super) fn parse(input: &str) -> Result<Recipe, ParseError> {
         }
         outputs.push(output);
     }
+    if let Some(name) = check_names(&outputs) {
+        let span = whole
+            .split('+')
+            .find(|s| s.text.starts_with(&format!("{name}:")));
+        return Err(span.unwrap_or(whole).error(format!(
+            "an output name unlike a ladder's rungs (`{name}` would collide with one)"
+        )));
+    }
     if outputs.len() > 1 && input.split('+').any(|o| !o.contains(':')) {
         let unnamed = whole
             .split('+')
@@ -78,7 +87,9 @@ fn parse_output(span: Span<'_>) -> Result<Output, ParseError> {
     }
     let mut ops = Vec::new();
     let mut format = None;
+    let mut frames = Frames::All;
     let mut icc = Icc::Srgb;
+    let mut ladder = None;
     for (i, step) in chain.split('/').enumerate() {
         if i == MAX_STEPS {
             return Err(step.error(format!("at most {MAX_STEPS} steps in one output")));
@@ -88,14 +99,18 @@ fn parse_output(span: Span<'_>) -> Result<Output, ParseError> {
         }
         match parse_step(step)? {
             Step::Op(op) => ops.push(op),
-            Step::Format(f, keep) => (format, icc) = (Some(f), keep),
+            Step::Format(f, keep, i) => (format, frames, icc) = (Some(f), keep, i),
+            Step::Ladder(l) if i == 0 => ladder = Some(l),
+            Step::Ladder(_) => return Err(step.error("`ladder` only as the first step")),
         }
     }
     Ok(Output {
         name,
         ops,
         format,
+        frames,
         icc,
+        ladder,
     })
 }
 
@@ -117,7 +132,9 @@ fn parse_name(span: Span<'_>) -> Result<String, ParseError> {
 
 enum Step {
     Op(Op),
-    Format(Format, Icc),
+    /// The format, its `frames=` and its `icc=`.
+    Format(Format, Frames, Icc),
+    Ladder(Ladder),
 }
 
 /// `key=value` pairs of one step, each checked off as it is used so that
@@ -162,6 +179,13 @@ fn parse_step(span: Span<'_>) -> Result<Step, ParseError> {
     let mut parts = span.split_any(&[',', ';']);
     let op = parts.next().unwrap_or(span);
     let mut p = Params::parse(op.text, parts)?;
+    // Any format step may keep only the first frame of an animation.
+    let frames = match p.take("frames") {
+        None => None,
+        Some(v) if v.text == "first" => Some(Frames::First),
+        Some(v) if v.text == "all" => Some(Frames::All),
+        Some(v) => return Err(v.error("`frames=first` or `frames=all`")),
+    };
     // JPEG, PNG and WebP can carry the source's profile.
     let carries_icc = matches!(op.text, "jpeg" | "jpg" | "png" | "webp");
     let icc = match carries_icc.then(|| p.take("icc")).flatten() {
@@ -314,18 +338,19 @@ fn parse_step(span: Span<'_>) -> Result<Step, ParseError> {
                 .transpose()?
                 .unwrap_or(DEFAULT_JPEG_QUALITY);
             let background = p.take("bg").map(rgb).transpose()?.unwrap_or(WHITE);
-            p.finish("q, bg, icc")?;
+            p.finish("q, bg, icc, frames")?;
             Step::Format(
                 Format::Jpeg {
                     quality,
                     background,
                 },
+                Frames::All,
                 icc,
             )
         }
         "png" => {
-            p.finish("icc")?;
-            Step::Format(Format::Png, icc)
+            p.finish("icc, frames")?;
+            Step::Format(Format::Png, Frames::All, icc)
         }
         "webp" => {
             let q = p.take("q").map(quality).transpose()?;
@@ -334,24 +359,46 @@ fn parse_step(span: Span<'_>) -> Result<Step, ParseError> {
                 .map(boolean)
                 .transpose()?
                 .unwrap_or(false);
-            p.finish("q, lossless, icc")?;
+            p.finish("q, lossless, icc, frames")?;
             let quality = match (lossless, q) {
                 (true, Some(_)) => return Err(span.error("`q` or `lossless=true`, not both")),
                 (true, None) => WebPQuality::Lossless,
                 (false, q) => WebPQuality::Lossy(q.unwrap_or(DEFAULT_WEBP_QUALITY)),
             };
-            Step::Format(Format::WebP { quality }, icc)
+            Step::Format(Format::WebP { quality }, Frames::All, icc)
         }
         "gif" => {
-            p.finish("none")?;
-            Step::Format(Format::Gif, icc)
+            p.finish("frames")?;
+            Step::Format(Format::Gif, Frames::All, icc)
+        }
+        "avif" => {
+            let quality = p.take("q").map(quality).transpose()?;
+            let speed = match p.take("speed") {
+                None => DEFAULT_AVIF_SPEED,
+                Some(v) => match v.text.parse::<u8>() {
+                    Ok(s) if (1..=10).contains(&s) => s,
+                    _ => return Err(v.error("a speed from 1 (slowest, smallest) to 10")),
+                },
+            };
+            p.finish("q, speed, frames")?;
+            let quality = quality.unwrap_or(DEFAULT_AVIF_QUALITY);
+            Step::Format(Format::Avif { quality, speed }, Frames::All, icc)
+        }
+        "ladder" => {
+            let widths = p.take("w");
+            p.finish("w")?;
+            Step::Ladder(Ladder::parse(span, widths)?)
         }
         _ => {
             return Err(op.error(
                 "an operation (resize, crop, rotate, flip, watermark, grayscale, sepia, blur, \
-                 sharpen) or a format (jpeg, png, webp, gif)",
+                 sharpen, ladder) or a format (jpeg, png, webp, gif, avif)",
             ));
         }
     };
-    Ok(step)
+    match (step, frames) {
+        (Step::Format(f, _, icc), Some(keep)) => Ok(Step::Format(f, keep, icc)),
+        (step, None) => Ok(step),
+        (_, Some(_)) => Err(span.error("`frames=` only on a format step (`webp,frames=first`)")),
+    }
 }

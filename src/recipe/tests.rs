@@ -20,6 +20,8 @@ fn a_single_unnamed_output_is_called_main() {
             ops: vec![resize(Some(800), None, Fit::Inside)],
             format: None,
             icc: Icc::Srgb,
+            frames: Frames::All,
+            ladder: None,
         }]
     );
 }
@@ -298,25 +300,49 @@ mod properties {
                 quality: WebPQuality::Lossless
             }),
             Just(Format::Gif),
+            (1u8..=100, 1u8..=10).prop_map(|(quality, speed)| Format::Avif { quality, speed }),
         ])
     }
 
+    fn ladder() -> impl Strategy<Value = Option<Ladder>> {
+        proptest::option::of(
+            proptest::collection::btree_set(1u32..=MAX_DIMENSION, 1..=MAX_RUNGS).prop_map(|w| {
+                Ladder {
+                    widths: w.into_iter().collect(),
+                }
+            }),
+        )
+    }
+
     fn recipe() -> impl Strategy<Value = Recipe> {
-        proptest::collection::vec((proptest::collection::vec(op(), 0..5), format()), 1..=4)
+        let output = (
+            proptest::collection::vec(op(), 0..5),
+            format(),
+            any::<bool>(),
+            ladder(),
+        );
+        proptest::collection::vec(output, 1..=4)
             .prop_filter("at least one step per output", |outputs| {
                 outputs
                     .iter()
-                    .all(|(ops, f)| !ops.is_empty() || f.is_some())
+                    .all(|(ops, f, _, l)| !ops.is_empty() || f.is_some() || l.is_some())
             })
             .prop_map(|outputs| Recipe {
                 outputs: outputs
                     .into_iter()
                     .enumerate()
-                    .map(|(i, (ops, format))| Output {
+                    .map(|(i, (ops, format, first, ladder))| Output {
                         name: format!("out-{i}"),
                         ops,
                         format,
                         icc: Icc::Srgb,
+                        // `frames=` travels on the format step.
+                        frames: if first && format.is_some() {
+                            Frames::First
+                        } else {
+                            Frames::All
+                        },
+                        ladder,
                     })
                     .collect(),
             })

@@ -139,6 +139,7 @@ fn work(
                     width: r.width,
                     height: r.height,
                     len: r.bytes.len() as u64,
+                    ladder: r.ladder.clone(),
                 })
                 .collect();
             let micros = |d: std::time::Duration| d.as_micros() as u64;

@@ -171,7 +171,7 @@ impl Sandbox {
                 stdout,
                 peak_pixels,
                 limits: *limits,
-                recipe_outputs: recipe.outputs.len(),
+                recipe_outputs: recipe.max_renditions(),
                 deadline: self.config.deadline,
             }),
             Ok(Ok(Reply::Failed { code, message, .. })) => Err(Failure::Job {
@@ -266,6 +266,7 @@ fn rendition((head, bytes): (OutputHead, Vec<u8>)) -> Result<Rendition, String> 
         width: head.width,
         height: head.height,
         bytes,
+        ladder: head.ladder,
     })
 }
 

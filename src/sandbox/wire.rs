@@ -56,6 +56,9 @@ pub struct OutputHead {
     pub width: u32,
     pub height: u32,
     pub len: u64,
+    /// The ladder output this one is a width of.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ladder: Option<String>,
 }
 
 /// A `tracing` span the child closed, to be replayed under the job's span.

@@ -121,6 +121,7 @@ impl Jobs {
             preset: None,
             route: None,
             outputs: vec![],
+            srcset: Default::default(),
             timings: Timings::default(),
             error: None,
             sandbox: None,
@@ -159,7 +160,8 @@ impl Jobs {
             .recipe
             .outputs
             .iter()
-            .map(|o| output_key(&object.key, &o.name, "webp").len())
+            // A ladder's rungs add `-<width>` to its name.
+            .map(|o| output_key(&object.key, &o.name, "webp-16384").len())
             .max()
             .unwrap_or(0);
         if longest > MAX_KEY_BYTES {
@@ -243,8 +245,11 @@ impl Jobs {
                 width: rendition.width,
                 height: rendition.height,
                 bytes: size,
+                ladder: rendition.ladder,
             });
         }
+        manifest.srcset =
+            crate::outbox::srcsets(&manifest.outputs, |o| crate::outbox::file_name(&o.key));
         manifest.timings.upload_ms = elapsed_ms(uploading);
         metric::stage("upload", uploading.elapsed());
         manifest.status = Status::Done;

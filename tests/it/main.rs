@@ -20,6 +20,7 @@ mod hostile;
 mod infra;
 mod on_delete;
 mod orientation;
+mod output;
 mod presign;
 mod reference;
 mod routes;
