@@ -20,7 +20,8 @@
 //!   queues and notification; [`client`] is `imgflow submit`; [`dlq`] is
 //!   `imgflow dlq`; [`process`] is `imgflow process`; [`telemetry`] is logs,
 //!   traces and metrics; [`sandbox`] runs the pipeline on untrusted bytes
-//!   in confined child processes.
+//!   in confined child processes; [`webhook`] queues and delivers the
+//!   signed "job finished" POSTs.
 //! - [`config`] is every setting and its default; it imports only the pure
 //!   modules.
 //! - [`recipe`], [`pipeline`], [`event`], [`inbox`] and [`outbox`] are pure:
@@ -43,4 +44,5 @@ pub mod sandbox;
 pub mod setup;
 pub mod store;
 pub mod telemetry;
+pub mod webhook;
 pub mod worker;

@@ -119,6 +119,9 @@ pub async fn setup(
         .send()
         .await
         .with_context(|| format!("configuring notifications on bucket {}", res.inbox))?;
+    if !queue.webhooks.is_empty() {
+        crate::webhook::ensure_queue(clients, res).await?;
+    }
 
     Ok(SetupReport {
         queue_url,

@@ -19,3 +19,4 @@ mod seed;
 mod setup;
 mod telemetry;
 mod tools;
+mod webhook;
