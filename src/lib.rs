@@ -39,6 +39,7 @@ pub mod inbox;
 pub mod outbox;
 pub mod pipeline;
 pub mod process;
+pub mod progress;
 pub mod recipe;
 pub mod sandbox;
 pub mod setup;
