@@ -17,6 +17,7 @@ mod presign;
 mod reference;
 mod seed;
 mod setup;
+mod submit;
 mod telemetry;
 mod tools;
 mod webhook;
