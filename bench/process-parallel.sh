@@ -5,6 +5,8 @@
 #
 #   bench/process-parallel.sh            200 images, 3 rounds
 #   N=400 ROUNDS=5 bench/process-parallel.sh
+#   PROFILE=debug N=40 bench/process-parallel.sh   the debug build (a smoke run;
+#                                                  its numbers are not the benchmark)
 #
 # The images are copies of bench/fixtures/photo-1mp.jpg (1156x866, made by
 # bench/make-fixtures.sh, which needs the vips CLI) in a two-level tree;
@@ -17,8 +19,13 @@ n="${N:-200}"
 rounds="${ROUNDS:-3}"
 
 [ -f "$bench/fixtures/photo-1mp.jpg" ] || "$bench/make-fixtures.sh"
-(cd "$root" && nice cargo build --release --bin imgflow)
-imgflow="$root/target/release/imgflow"
+profile="${PROFILE:-release}"
+if [ "$profile" = release ]; then
+    (cd "$root" && nice cargo build --release --bin imgflow)
+else
+    (cd "$root" && nice cargo build --bin imgflow)
+fi
+imgflow="$root/target/$profile/imgflow"
 
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
@@ -40,7 +47,7 @@ run() { # jobs → images/s
     awk -v n="$n" -v s="$start" -v e="$end" 'BEGIN { printf "%.2f", n / (e - s) }'
 }
 
-echo "imgflow process, $n images of 1156x866, default preset; $(nproc) CPUs; $(git -C "$root" rev-parse --short HEAD)"
+echo "imgflow process ($profile build), $n images of 1156x866, default preset; $(nproc) CPUs; $(git -C "$root" rev-parse --short HEAD)"
 echo "before: $(uptime)"
 echo
 echo "| round | -j 1 images/s | -j 2 images/s | ratio | load (1 min) |"
