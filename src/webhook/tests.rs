@@ -14,6 +14,7 @@ fn manifest(status: Status) -> Manifest {
         },
         recipe: Some("resize,w=10/jpeg".into()),
         preset: None,
+        route: None,
         outputs: vec![],
         timings: Timings::default(),
         error: None,
