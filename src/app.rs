@@ -40,6 +40,9 @@ pub struct App {
 impl App {
     pub async fn build(config: Config) -> anyhow::Result<App> {
         let service = config.service;
+        if let Some(worker) = &config.worker {
+            worker.webhooks.check().map_err(anyhow::Error::msg)?;
+        }
         let clients = Clients::new(&service.aws).await;
         let presets = service.presets.presets()?;
         let limits = service.limits.limits();

@@ -2,17 +2,24 @@
 //! program would do it: ask the API for an upload URL, PUT the bytes straight
 //! to S3 with exactly the signed headers, then wait for the job.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use clap::Args;
+use futures_util::StreamExt;
 use serde_json::{Value, json};
 
 #[derive(Args, Debug, Clone)]
 pub struct SubmitArgs {
-    /// The image to upload
-    pub file: PathBuf,
+    /// The images to upload (each is one job)
+    #[arg(required = true, num_args = 1..)]
+    pub files: Vec<PathBuf>,
+
+    /// Jobs submitted and waited on at once
+    #[arg(short = 'j', long = "jobs", default_value_t = DEFAULT_SUBMIT_JOBS,
+          value_parser = clap::value_parser!(u64).range(1..=64))]
+    pub jobs: u64,
 
     /// Recipe to run, e.g. `resize,w=800/jpeg,q=80`
     #[arg(long)]
@@ -34,10 +41,13 @@ pub struct SubmitArgs {
     #[arg(long, default_value_t = 120)]
     pub timeout: u64,
 
-    /// Download the outputs into this folder
+    /// Download the outputs into this folder (several files: one subfolder per file)
     #[arg(long, short = 'o')]
     pub output_dir: Option<PathBuf>,
 }
+
+/// Jobs `imgflow submit` runs at once.
+pub const DEFAULT_SUBMIT_JOBS: u64 = 4;
 
 /// A client that sends `key` to the API on every request. The S3 PUT and
 /// GETs go through a plain client: presigned URLs carry their own signature,
@@ -57,18 +67,77 @@ fn api_client(key: Option<&str>) -> anyhow::Result<reqwest::Client> {
 }
 
 pub async fn submit(args: &SubmitArgs) -> anyhow::Result<()> {
-    let bytes = tokio::fs::read(&args.file)
+    let http = api_client(args.api_key.as_deref())?;
+    let s3 = reqwest::Client::new();
+    if let [file] = args.files.as_slice() {
+        let print = |line: String| println!("{line}");
+        return submit_one(args, file, args.output_dir.clone(), &http, &s3, &print).await;
+    }
+    let started = Instant::now();
+    let bar = crate::progress::bar(args.files.len() as u64, "jobs");
+    // A hidden bar (stderr not a TTY) prints nothing of its own.
+    let print = |line: String| {
+        if bar.is_hidden() {
+            println!("{line}");
+        } else {
+            bar.println(line);
+        }
+    };
+    let results: Vec<_> = futures_util::stream::iter(&args.files)
+        .map(|file| {
+            // Each file's outputs in a folder of its own.
+            let dir = args
+                .output_dir
+                .as_ref()
+                .map(|dir| dir.join(file.file_name().unwrap_or(file.as_os_str())));
+            let (http, s3, print, bar) = (&http, &s3, &print, &bar);
+            async move {
+                let result = submit_one(args, file, dir, http, s3, print).await;
+                bar.inc(1);
+                (file, result)
+            }
+        })
+        .buffer_unordered(args.jobs as usize)
+        .collect()
+        .await;
+    bar.finish_and_clear();
+    let failed: Vec<_> = results.iter().filter(|(_, r)| r.is_err()).collect();
+    println!(
+        "{} of {} jobs done in {:.1} s",
+        results.len() - failed.len(),
+        results.len(),
+        started.elapsed().as_secs_f64()
+    );
+    if failed.is_empty() {
+        return Ok(());
+    }
+    eprintln!("failed:");
+    for (file, result) in &failed {
+        if let Err(err) = result {
+            eprintln!("  {}: {err:#}", file.display());
+        }
+    }
+    bail!("{} of {} jobs failed", failed.len(), results.len())
+}
+
+/// One file through the presigned flow; `print` writes the report lines.
+async fn submit_one(
+    args: &SubmitArgs,
+    file: &Path,
+    output_dir: Option<PathBuf>,
+    http: &reqwest::Client,
+    s3: &reqwest::Client,
+    print: &(dyn Fn(String) + Sync),
+) -> anyhow::Result<()> {
+    let bytes = tokio::fs::read(file)
         .await
-        .with_context(|| format!("reading {}", args.file.display()))?;
+        .with_context(|| format!("reading {}", file.display()))?;
     let format = image::guess_format(&bytes)
-        .with_context(|| format!("{} is not an image imgflow reads", args.file.display()))?;
-    let filename = args
-        .file
+        .with_context(|| format!("{} is not an image imgflow reads", file.display()))?;
+    let filename = file
         .file_name()
         .and_then(|n| n.to_str())
         .unwrap_or("upload");
-    let http = api_client(args.api_key.as_deref())?;
-    let s3 = reqwest::Client::new();
     let api = args.api.trim_end_matches('/');
 
     let upload: Value = http
@@ -88,7 +157,11 @@ pub async fn submit(args: &SubmitArgs) -> anyhow::Result<()> {
     let job_id = upload["job_id"]
         .as_str()
         .context("no job_id in the answer")?;
-    println!("job {job_id}: uploading {} bytes to the inbox", bytes.len());
+    print(format!(
+        "job {job_id}: uploading {} ({} bytes) to the inbox",
+        file.display(),
+        bytes.len()
+    ));
 
     let mut put = s3.put(upload["upload_url"].as_str().context("no upload_url")?);
     for (name, value) in upload["headers"].as_object().context("no headers")? {
@@ -125,12 +198,12 @@ pub async fn submit(args: &SubmitArgs) -> anyhow::Result<()> {
     if job["status"] != "done" {
         bail!("job {job_id} failed: {}", job["error"]);
     }
-    println!(
+    print(format!(
         "job {job_id}: done in {:.1} s",
         started.elapsed().as_secs_f64()
-    );
+    ));
     for output in job["outputs"].as_array().context("no outputs")? {
-        println!(
+        print(format!(
             "  {:<8} {:<5} {}x{} {:>8} bytes  outbox key: {}",
             output["name"].as_str().unwrap_or("?"),
             output["format"].as_str().unwrap_or("?"),
@@ -138,20 +211,16 @@ pub async fn submit(args: &SubmitArgs) -> anyhow::Result<()> {
             output["height"],
             output["bytes"],
             output["key"].as_str().unwrap_or("?"),
-        );
-        if let Some(dir) = &args.output_dir {
-            download(&s3, output, dir).await?;
+        ));
+        if let Some(dir) = &output_dir {
+            print(download(s3, output, dir).await?);
         }
     }
     Ok(())
 }
 
-/// Save one output and report what it decodes to, as a check on the manifest.
-async fn download(
-    http: &reqwest::Client,
-    output: &Value,
-    dir: &std::path::Path,
-) -> anyhow::Result<()> {
+/// Save one output; the line that says what it decodes to, as a check on the manifest.
+async fn download(http: &reqwest::Client, output: &Value, dir: &Path) -> anyhow::Result<String> {
     let url = output["url"].as_str().context("no url")?;
     let bytes = http
         .get(url)
@@ -168,14 +237,13 @@ async fn download(
     tokio::fs::write(&path, &bytes).await?;
     let decoded = image::load_from_memory(&bytes).context("the output does not decode")?;
     let format = image::guess_format(&bytes)?;
-    println!(
+    Ok(format!(
         "           saved {} ({:?}, decodes to {}x{})",
         path.display(),
         format,
         decoded.width(),
         decoded.height()
-    );
-    Ok(())
+    ))
 }
 
 trait JsonOrError {

@@ -21,7 +21,8 @@
 //!   `imgflow dlq`; [`backfill`] is `imgflow backfill`; [`finished`] is
 //!   `imgflow events tail`; [`process`] is `imgflow process`; [`telemetry`] is logs,
 //!   traces and metrics; [`sandbox`] runs the pipeline on untrusted bytes
-//!   in confined child processes.
+//!   in confined child processes; [`webhook`] queues and delivers the
+//!   signed "job finished" POSTs.
 //! - [`config`] is every setting and its default; it imports only the pure
 //!   modules.
 //! - [`recipe`], [`pipeline`], [`event`], [`inbox`] and [`outbox`] are pure:
@@ -41,9 +42,11 @@ pub mod inbox;
 pub mod outbox;
 pub mod pipeline;
 pub mod process;
+pub mod progress;
 pub mod recipe;
 pub mod sandbox;
 pub mod setup;
 pub mod store;
 pub mod telemetry;
+pub mod webhook;
 pub mod worker;

@@ -1,5 +1,7 @@
 //! `imgflow process`: the pipeline on local files, no AWS at all; the way
-//! to try a recipe, and the base of the benchmarks.
+//! to try a recipe, and the base of the benchmarks. One file keeps its
+//! simple form (`-o out.jpg` or `-o folder/`); several files or folders
+//! run as a batch (`batch.rs`).
 
 use std::path::{Path, PathBuf};
 
@@ -8,13 +10,18 @@ use clap::Args;
 
 use crate::config::{LimitsConfig, PresetConfig};
 use crate::pipeline;
-use crate::recipe::Format;
+use crate::recipe::{Format, Recipe};
+
+mod batch;
 
 #[derive(Args, Debug, Clone)]
 pub struct ProcessArgs {
-    /// The image to process
-    pub input: PathBuf,
-    /// Output file (one output with an extension) or folder (`<name>.<ext>` per output)
+    /// Images and folders to process (folders recursively: .jpg .jpeg .png .webp .gif)
+    #[arg(required = true, num_args = 1..)]
+    pub inputs: Vec<PathBuf>,
+    /// One image: the output file (one output with an extension) or folder
+    /// (`<name>.<ext>` per output). Several, or a folder: the folder that
+    /// mirrors the input tree, `<relative path>/<name>.<ext>` per output
     #[arg(short, long)]
     pub output: PathBuf,
     /// Recipe to run; without one, the default preset
@@ -23,6 +30,9 @@ pub struct ProcessArgs {
     /// Preset to run instead of a recipe
     #[arg(long = "use-preset", conflicts_with = "recipe")]
     pub use_preset: Option<String>,
+    /// Images processed at once [default: the number of CPUs]
+    #[arg(short = 'j', long = "jobs")]
+    pub jobs: Option<usize>,
     #[command(flatten)]
     pub limits: LimitsConfig,
     #[command(flatten)]
@@ -31,18 +41,30 @@ pub struct ProcessArgs {
 
 pub fn process(args: &ProcessArgs) -> anyhow::Result<()> {
     let presets = args.presets.presets()?;
-    let mut recipe = presets
+    let recipe = presets
         .resolve(args.recipe.as_deref(), args.use_preset.as_deref())?
         .recipe;
+    match args.inputs.as_slice() {
+        [one] if !one.is_dir() => process_one(args, one, recipe),
+        inputs => batch::run(
+            inputs,
+            &args.output,
+            &recipe,
+            &args.limits.limits(),
+            args.jobs,
+        ),
+    }
+}
+
+fn process_one(args: &ProcessArgs, input: &Path, mut recipe: Recipe) -> anyhow::Result<()> {
     let single_file = recipe.outputs.len() == 1 && args.output.extension().is_some();
     if single_file && recipe.outputs[0].format.is_none() {
         // `-o out.png` means PNG, as it does for sharp and ImageMagick.
         recipe.outputs[0].format = Some(format_for(&args.output)?);
     }
-    let bytes =
-        std::fs::read(&args.input).with_context(|| format!("reading {}", args.input.display()))?;
+    let bytes = std::fs::read(input).with_context(|| format!("reading {}", input.display()))?;
     let renditions = pipeline::run(&bytes, &recipe, &args.limits.limits())
-        .with_context(|| format!("processing {}", args.input.display()))?;
+        .with_context(|| format!("processing {}", input.display()))?;
     for rendition in renditions {
         let path = if single_file {
             args.output.clone()

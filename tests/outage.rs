@@ -44,6 +44,7 @@ async fn a_worker_rides_out_localstack_pausing_longer_than_a_long_poll_and_loses
         queue: QueueConfig {
             visibility_timeout_secs: 10,
             max_receive_count: 5,
+            ..QueueConfig::default()
         },
         worker: None,
         api_keys: vec![],

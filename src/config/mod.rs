@@ -12,8 +12,10 @@ use std::time::Duration;
 use clap::Args;
 
 mod browser;
+mod webhook;
 
 pub use browser::{BrowserConfig, CorsOrigins, DEFAULT_JOB_TOKEN_SECS};
+pub use webhook::{RetrySchedule, WebhookConfig, WebhookEndpoints, WebhookSecret};
 
 use crate::pipeline::Limits;
 use crate::recipe::{Presets, Recipe, RecipeError, Route};
@@ -370,6 +372,9 @@ pub struct WorkerConfig {
     /// The `imgflow` binary the sandbox children run [default: this one]
     #[arg(long, env = "IMGFLOW_SANDBOX_EXE", hide = true)]
     pub sandbox_exe: Option<std::path::PathBuf>,
+
+    #[command(flatten)]
+    pub webhooks: WebhookConfig,
 }
 
 impl WorkerConfig {
@@ -395,6 +400,7 @@ impl Default for WorkerConfig {
             job_deadline_secs: DEFAULT_JOB_DEADLINE_SECS,
             sandbox_memory: DEFAULT_SANDBOX_MEMORY,
             sandbox_exe: None,
+            webhooks: WebhookConfig::default(),
         }
     }
 }
@@ -409,6 +415,10 @@ pub struct QueueConfig {
     /// Receives before SQS moves a message to the DLQ
     #[arg(long, env = "IMGFLOW_MAX_RECEIVES", default_value_t = DEFAULT_MAX_RECEIVES)]
     pub max_receive_count: u32,
+
+    /// With endpoints, setup also creates the webhook delivery queue
+    #[command(flatten)]
+    pub webhooks: WebhookEndpoints,
 }
 
 impl Default for QueueConfig {
@@ -416,6 +426,7 @@ impl Default for QueueConfig {
         QueueConfig {
             visibility_timeout_secs: DEFAULT_VISIBILITY_TIMEOUT_SECS,
             max_receive_count: DEFAULT_MAX_RECEIVES,
+            webhooks: WebhookEndpoints::default(),
         }
     }
 }

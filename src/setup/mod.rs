@@ -137,6 +137,9 @@ pub async fn run(
     let current = Current::read(clients, res, origins, options).await?;
     let desired = current.desire(res, queue, options)?;
     apply::write(clients, res, &desired).await?;
+    if !queue.webhooks.is_empty() {
+        crate::webhook::ensure_queue(clients, res).await?;
+    }
     let report = SetupReport {
         queue_url: desired.queue.url.clone(),
         queue_arn: desired.queue.arn.clone(),

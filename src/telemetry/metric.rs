@@ -26,6 +26,9 @@ pub const SANDBOX_DEATHS: &str = "imgflow_sandbox_deaths_total";
 pub const HTTP_REQUESTS: &str = "imgflow_http_requests_total";
 pub const HTTP_DURATION: &str = "imgflow_http_request_duration_seconds";
 pub const MANIFEST_CHECKS: &str = "imgflow_api_manifest_checks_total";
+pub const WEBHOOK_QUEUED: &str = "imgflow_webhook_queued_total";
+pub const WEBHOOK_ATTEMPTS: &str = "imgflow_webhook_attempts_total";
+pub const WEBHOOK_DELIVERIES: &str = "imgflow_webhook_deliveries_total";
 
 /// Histogram buckets in seconds: 5 ms (a small thumbnail) to 5 min (a job
 /// retried after the longest backoff).
@@ -113,7 +116,7 @@ fn describe() {
     );
     describe_counter!(
         QUEUE_ERRORS,
-        "Failed SQS calls, by operation: receive, delete, change_visibility"
+        "Failed SQS calls, by operation: receive, delete, change_visibility, webhook_receive, webhook_send, webhook_delete"
     );
     describe_counter!(
         SANDBOX_DEATHS,
@@ -122,6 +125,18 @@ fn describe() {
     describe_counter!(
         HTTP_REQUESTS,
         "HTTP requests answered, by route, method and status"
+    );
+    describe_counter!(
+        WEBHOOK_QUEUED,
+        "Webhook deliveries queued: one per endpoint per final manifest"
+    );
+    describe_counter!(
+        WEBHOOK_ATTEMPTS,
+        "Webhook POSTs, by result: ok (2xx), status (another answer), timeout, error (no answer)"
+    );
+    describe_counter!(
+        WEBHOOK_DELIVERIES,
+        "Webhook deliveries ended, by outcome: delivered, gave_up (failing past the give-up time), dropped (endpoint no longer configured)"
     );
     describe_histogram!(
         HTTP_DURATION,
@@ -166,6 +181,21 @@ pub fn sandbox_died() {
 /// The API's shared job watcher listed a job's outbox folder once.
 pub fn manifest_check() {
     counter!(MANIFEST_CHECKS).increment(1);
+}
+
+/// Webhook deliveries queued for a final manifest.
+pub fn webhook_enqueued(count: u64) {
+    counter!(WEBHOOK_QUEUED).increment(count);
+}
+
+/// One webhook POST: `ok`, `status`, `timeout` or `error`.
+pub fn webhook_attempt(result: &'static str) {
+    counter!(WEBHOOK_ATTEMPTS, "result" => result).increment(1);
+}
+
+/// A webhook delivery ended: `delivered`, `gave_up` or `dropped`.
+pub fn webhook_delivery(outcome: &'static str) {
+    counter!(WEBHOOK_DELIVERIES, "outcome" => outcome).increment(1);
 }
 
 pub fn queue_error(op: &'static str) {

@@ -2,6 +2,7 @@
 //! outbox. Knows S3 (through [`Store`]) and images, nothing of SQS: its
 //! caller turns the [`Outcome`] into a verdict on the message.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
@@ -23,6 +24,7 @@ use crate::recipe::{Presets, Recipe};
 use crate::sandbox::{Failure, Ran, Sandbox};
 use crate::store::{Fetched, Store};
 use crate::telemetry::{self, metric};
+use crate::webhook::Webhooks;
 
 /// What every job needs: where objects are, how to read recipes, how much it may use.
 pub struct Jobs {
@@ -32,6 +34,8 @@ pub struct Jobs {
     pub budget: PixelBudget,
     pub sandbox: Sandbox,
     pub sandbox_deadline: Duration,
+    /// Told of every final manifest, when webhooks are configured.
+    pub webhooks: Option<Arc<Webhooks>>,
 }
 
 /// How a job ended, when it ended for good (errors that may pass are `Err`).
@@ -327,6 +331,10 @@ impl Jobs {
             .put_manifest(manifest)
             .instrument(info_span!("manifest", key = ?key, status))
             .await?;
+        // Before the job's message goes: a crash here re-runs the job.
+        if let Some(webhooks) = &self.webhooks {
+            webhooks.enqueue(manifest).await?;
+        }
         metric::stage("manifest", started.elapsed());
         Ok(())
     }

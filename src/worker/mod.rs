@@ -38,6 +38,7 @@ use crate::recipe::Presets;
 use crate::sandbox::{Sandbox, SandboxConfig};
 use crate::store::Store;
 use crate::telemetry::{self, metric};
+use crate::webhook::Webhooks;
 
 use consumer::{Backoff, Consumer, Delivery, Verdict, report, retry_delay};
 use job::Jobs;
@@ -89,6 +90,7 @@ impl Worker {
                     warm: config.concurrency(),
                 }),
                 sandbox_deadline: Duration::from_secs(config.job_deadline_secs),
+                webhooks: Webhooks::new(clients, resources, &config),
             },
             sqs: clients.sqs.clone(),
             inbox: resources.inbox.clone(),
@@ -111,6 +113,7 @@ impl Worker {
     /// On shutdown nothing new is received; in-flight jobs get the grace
     /// period, then their messages are handed back to SQS.
     pub async fn run(self: Arc<Self>, shutdown: CancellationToken) {
+        let webhooks = (self.jobs.webhooks.clone()).map(|w| tokio::spawn(w.run(shutdown.clone())));
         let Some(consumer) = self.connect(&shutdown).await else {
             return;
         };
@@ -145,6 +148,9 @@ impl Worker {
         }
         while loops.join_next().await.is_some() {}
         timer.abort();
+        if let Some(webhooks) = webhooks {
+            let _ = webhooks.await;
+        }
         info!("worker stopped");
     }
 

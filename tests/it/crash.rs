@@ -62,6 +62,7 @@ fn short_visibility() -> Options {
         queue: QueueConfig {
             visibility_timeout_secs: 4,
             max_receive_count: 5,
+            ..QueueConfig::default()
         },
         worker: None,
         api_keys: vec![],

@@ -126,6 +126,7 @@ async fn a_message_that_keeps_failing_ends_in_the_dlq_and_can_be_listed_and_redr
         queue: QueueConfig {
             visibility_timeout_secs: 5,
             max_receive_count: 2,
+            ..QueueConfig::default()
         },
         worker: Some(WorkerConfig {
             poll_wait_secs: 1,

@@ -28,5 +28,7 @@ mod seed;
 mod setup;
 mod setup_guide;
 mod setup_merge;
+mod submit;
 mod telemetry;
 mod tools;
+mod webhook;
