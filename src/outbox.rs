@@ -6,6 +6,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::pipeline::Analysis;
+
 pub const MANIFEST_NAME: &str = "manifest.json";
 /// How every manifest key ends.
 pub const MANIFEST_SUFFIX: &str = "/manifest.json";
@@ -74,6 +76,9 @@ pub struct Manifest {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub preset: Option<String>,
     pub outputs: Vec<OutputRef>,
+    /// The source image (absent from failed jobs and older manifests).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub analysis: Option<Analysis>,
     pub timings: Timings,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<JobError>,
@@ -199,6 +204,7 @@ mod tests {
             recipe: None,
             preset: None,
             outputs: vec![],
+            analysis: None,
             timings: Timings::default(),
             error: Some(JobError {
                 code: "unsupported_image".into(),

@@ -12,6 +12,7 @@ use super::AppState;
 use super::error::{ApiError, ApiQuery, Problem};
 use crate::inbox;
 use crate::outbox::{JobError, Manifest};
+use crate::pipeline::Analysis;
 
 /// Longest `?wait=` honoured, in seconds.
 pub const MAX_WAIT_SECS: u64 = 20;
@@ -50,6 +51,9 @@ pub struct JobView {
     #[schema(value_type = String, example = "done")]
     pub status: &'static str,
     pub outputs: Vec<OutputView>,
+    /// The source image, once the job is done.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub analysis: Option<Analysis>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<JobError>,
 }
@@ -101,6 +105,7 @@ impl JobView {
             job_id,
             status: "pending",
             outputs: vec![],
+            analysis: None,
             error: None,
         }
     }
@@ -126,6 +131,7 @@ pub async fn view(state: &AppState, job_id: Uuid, manifest: &Manifest) -> anyhow
         job_id,
         status: manifest.status.as_str(),
         outputs,
+        analysis: manifest.analysis.clone(),
         error: manifest.error.clone(),
     })
 }

@@ -6,11 +6,14 @@
 //! exactly the same code. Its stages are `tracing` spans: a facade that
 //! records nothing unless the caller installed a subscriber.
 
+mod analysis;
 mod decode;
 mod encode;
+mod face;
 mod guard;
 mod ops;
 mod plan;
+mod smart;
 mod watermark;
 
 use std::time::{Duration, Instant};
@@ -128,7 +131,9 @@ pub struct Rendition {
     pub bytes: Vec<u8>,
 }
 
+pub use analysis::{Analysis, blurhash, dominant, icc_description};
 use decode::check_limits;
+pub use face::{FaceBox, detect as detect_faces, load_model as load_face_model};
 pub use decode::{MAX_PNG_METADATA_BYTES, Probe};
 pub use guard::MAX_JPEG_SCANS;
 pub use plan::{OutputPlan, Plan, WEBP_MAX_DIMENSION, plan};
@@ -260,6 +265,16 @@ pub fn run_timed(
     recipe: &Recipe,
     limits: &Limits,
 ) -> Result<(Vec<Rendition>, StageTimes), PipelineError> {
+    run_analysed(bytes, recipe, limits).map(|(renditions, times, _)| (renditions, times))
+}
+
+/// [`run_timed`], and the source's [`Analysis`] (computed once per job,
+/// after decoding; its time counts as processing).
+pub fn run_analysed(
+    bytes: &[u8],
+    recipe: &Recipe,
+    limits: &Limits,
+) -> Result<(Vec<Rendition>, StageTimes, Analysis), PipelineError> {
     let mut times = StageTimes::default();
     let span = tracing::info_span!(
         "decode",
@@ -280,12 +295,15 @@ pub fn run_timed(
     span.record("width", source.full_size.0);
     span.record("height", source.full_size.1);
     drop(span);
+    let started = Instant::now();
+    let analysis = analysis::analyse(bytes, &source, limits);
+    times.process += started.elapsed();
     let renditions = recipe
         .outputs
         .iter()
         .map(|output| render_timed(&source, output, &mut times))
         .collect::<Result<_, _>>()?;
-    Ok((renditions, times))
+    Ok((renditions, times, analysis))
 }
 
 /// Keep the source's format where we can write it; otherwise JPEG.

@@ -23,7 +23,9 @@ mod value;
 
 use std::fmt;
 
-pub use cost::{CostError, MAX_TOTAL_OPS, MAX_WORK, encode_work, op_work};
+pub use cost::{
+    CostError, FACE_SIDE, MAX_TOTAL_OPS, MAX_WORK, SMART_SIDE, encode_work, look_work, op_work,
+};
 pub use preset::{Presets, RecipeError, Resolved};
 pub use value::{ParseError, encode_text};
 
@@ -85,7 +87,7 @@ pub struct Resize {
     pub height: Option<u32>,
     pub fit: Fit,
     /// Which part of the image `fit=cover` keeps.
-    pub gravity: Anchor,
+    pub gravity: Gravity,
     /// Allow the result to be larger than the source.
     pub upscale: bool,
 }
@@ -160,6 +162,44 @@ impl Anchor {
     }
 }
 
+/// Which part of the image a cover resize or a sized crop keeps: a fixed
+/// position, or one the pixels choose (`pipeline::smart`, `pipeline::face`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Gravity {
+    Anchor(Anchor),
+    /// The window with the most edges, skin tones and saturated colour.
+    Smart,
+    /// The faces SeetaFace finds; [`Gravity::Smart`] where it finds none.
+    Face,
+}
+
+impl Default for Gravity {
+    fn default() -> Self {
+        Gravity::Anchor(Anchor::Center)
+    }
+}
+
+impl From<Anchor> for Gravity {
+    fn from(anchor: Anchor) -> Self {
+        Gravity::Anchor(anchor)
+    }
+}
+
+impl Gravity {
+    pub fn name(self) -> &'static str {
+        match self {
+            Gravity::Anchor(anchor) => anchor.name(),
+            Gravity::Smart => "smart",
+            Gravity::Face => "face",
+        }
+    }
+
+    /// Whether placing the window means looking at the pixels.
+    pub fn looks(self) -> bool {
+        !matches!(self, Gravity::Anchor(_))
+    }
+}
+
 /// A rectangle in pixels of the image as it is at that step.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Crop {
@@ -167,6 +207,9 @@ pub struct Crop {
     pub y: u32,
     pub width: u32,
     pub height: u32,
+    /// `crop,w=..,h=..,gravity=..`: the gravity places the window, and
+    /// `x` and `y` are 0.
+    pub gravity: Option<Gravity>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -364,7 +407,7 @@ impl fmt::Display for Op {
                     Fit::Cover => f.write_str(",fit=cover")?,
                     Fit::Fill => f.write_str(",fit=fill")?,
                 }
-                if r.gravity != Anchor::Center {
+                if r.gravity != Gravity::default() {
                     write!(f, ",gravity={}", r.gravity.name())?;
                 }
                 if r.upscale {
@@ -372,6 +415,12 @@ impl fmt::Display for Op {
                 }
                 Ok(())
             }
+            Op::Crop(Crop {
+                width,
+                height,
+                gravity: Some(gravity),
+                ..
+            }) => write!(f, "crop,w={width},h={height},gravity={}", gravity.name()),
             Op::Crop(c) => write!(f, "crop,x={},y={},w={},h={}", c.x, c.y, c.width, c.height),
             Op::Rotate(r) => write!(
                 f,

@@ -107,6 +107,7 @@ impl Jobs {
             recipe: None,
             preset: None,
             outputs: vec![],
+            analysis: None,
             timings: Timings::default(),
             error: None,
             sandbox: None,
@@ -195,6 +196,7 @@ impl Jobs {
         metric::stage("process", times.process);
         metric::stage("encode", times.encode);
         let renditions = ran.renditions;
+        manifest.analysis = ran.analysis;
 
         if self.superseded(object).await? {
             return Ok(Outcome::Superseded);

@@ -1,0 +1,191 @@
+//! Crops that look: where `gravity=smart` and `gravity=face` put the window
+//! a cover resize or a sized crop keeps.
+//!
+//! `smart` follows libvips's `smartcrop` attention strategy (itself after
+//! smartcrop.js): on a copy shrunk to at most [`SMART_SIDE`] pixels a side,
+//! each pixel scores its edges (Laplacian of luma), how close it is to a
+//! skin tone and how saturated it is; the window of the wanted shape with
+//! the highest total (summed-area table, every position) wins, ties going
+//! to the one nearest the centre, so a flat image crops like `center`.
+//! The work is one pass over the input (the shrink) plus a bounded amount.
+
+use fast_image_resize::{FilterType, ResizeAlg, ResizeOptions, Resizer};
+use image::{DynamicImage, RgbaImage};
+
+use super::face;
+use crate::recipe::{Anchor, Gravity, SMART_SIDE};
+
+/// Where the top-left corner of a `(w, h)` window goes in `image` (in its
+/// pixels), for any gravity. `w` and `h` are at most the image's size.
+pub(super) fn place(image: &DynamicImage, gravity: Gravity, (w, h): (f64, f64)) -> (f64, f64) {
+    let (iw, ih) = (f64::from(image.width()), f64::from(image.height()));
+    let clamp = |x: f64, room: f64| x.clamp(0.0, room.max(0.0));
+    match gravity {
+        Gravity::Anchor(anchor) => anchored(anchor, (iw, ih), (w, h)),
+        Gravity::Smart => {
+            let (x, y) = smart(image, (w, h));
+            (clamp(x, iw - w), clamp(y, ih - h))
+        }
+        Gravity::Face => {
+            let _span = tracing::info_span!("face", faces = tracing::field::Empty).entered();
+            let faces = face::detect(image);
+            tracing::Span::current().record("faces", faces.len());
+            let (x, y) = match face::centre(&faces, (w, h)) {
+                Some((cx, cy)) => (cx - w / 2.0, cy - h / 2.0),
+                None => smart(image, (w, h)),
+            };
+            (clamp(x, iw - w), clamp(y, ih - h))
+        }
+    }
+}
+
+fn anchored(anchor: Anchor, (iw, ih): (f64, f64), (w, h): (f64, f64)) -> (f64, f64) {
+    let (gx, gy) = anchor.grid();
+    let at = |place: u32, outer: f64, inner: f64| match place {
+        0 => 0.0,
+        1 => ((outer - inner) / 2.0).floor(),
+        _ => outer - inner,
+    };
+    (at(gx, iw, w), at(gy, ih, h))
+}
+
+/// A copy of `image` at most `side` pixels on its longer side (never
+/// larger), as 8-bit RGBA; a box filter, so one pass over the source.
+pub(crate) fn shrink(image: &DynamicImage, side: u32) -> RgbaImage {
+    let (iw, ih) = (image.width().max(1), image.height().max(1));
+    let scale = (f64::from(side) / f64::from(iw.max(ih))).min(1.0);
+    let w = ((f64::from(iw) * scale).round() as u32).max(1);
+    let h = ((f64::from(ih) * scale).round() as u32).max(1);
+    if (w, h) == (iw, ih) {
+        return image.to_rgba8();
+    }
+    let mut out = DynamicImage::new(w, h, image.color());
+    let options = ResizeOptions::new().resize_alg(ResizeAlg::Convolution(FilterType::Box));
+    match Resizer::new().resize(image, &mut out, &options) {
+        Ok(()) => out.to_rgba8(),
+        // A pixel type the resizer lacks: the slow, general path.
+        Err(_) => image
+            .resize_exact(w, h, image::imageops::FilterType::Triangle)
+            .to_rgba8(),
+    }
+}
+
+/// The best `(w, h)` window's top-left corner, in `image`'s pixels.
+fn smart(image: &DynamicImage, (w, h): (f64, f64)) -> (f64, f64) {
+    let small = shrink(image, SMART_SIDE);
+    let k = f64::from(small.width()) / f64::from(image.width().max(1));
+    let ky = f64::from(small.height()) / f64::from(image.height().max(1));
+    let scores = attention(&small);
+    let win = (
+        ((w * k).round() as usize).clamp(1, small.width() as usize),
+        ((h * ky).round() as usize).clamp(1, small.height() as usize),
+    );
+    let (x, y) = best_window(&scores, small.width() as usize, win);
+    (x as f64 / k, y as f64 / ky)
+}
+
+/// Each pixel's interest: edges + 2 × skin + saturation, each 0..=255.
+pub(crate) fn attention(image: &RgbaImage) -> Vec<u32> {
+    let (w, h) = (image.width() as usize, image.height() as usize);
+    let luma: Vec<i32> = image
+        .pixels()
+        .map(|p| i32::from(super::ops::luma(p[0], p[1], p[2])))
+        .collect();
+    let mut scores = vec![0u32; w * h];
+    for (i, p) in image.pixels().enumerate() {
+        let (x, y) = (i % w, i / w);
+        let at = |dx: isize, dy: isize| {
+            let xx = (x as isize + dx).clamp(0, w as isize - 1) as usize;
+            let yy = (y as isize + dy).clamp(0, h as isize - 1) as usize;
+            luma[yy * w + xx]
+        };
+        let edge = (4 * luma[i] - at(-1, 0) - at(1, 0) - at(0, -1) - at(0, 1))
+            .unsigned_abs()
+            .min(255);
+        let alpha = u32::from(p[3]);
+        let [r, g, b] = [p[0], p[1], p[2]].map(|c| f32::from(c) / 255.0);
+        let score = edge + 2 * skin(r, g, b) + saturation(r, g, b);
+        // Transparent pixels are nothing to look at.
+        scores[i] = score * alpha / 255;
+    }
+    scores
+}
+
+/// smartcrop.js's skin test: the direction of (r, g, b) against a skin
+/// tone's, for pixels neither too dark nor too bright.
+fn skin(r: f32, g: f32, b: f32) -> u32 {
+    const TONE: [f32; 3] = [0.78, 0.57, 0.44];
+    let norm = TONE.iter().map(|c| c * c).sum::<f32>().sqrt();
+    let mag = (r * r + g * g + b * b).sqrt();
+    let lightness = (r + g + b) / 3.0;
+    if mag == 0.0 || !(0.2..=0.95).contains(&lightness) {
+        return 0;
+    }
+    let d = [r, g, b]
+        .iter()
+        .zip(TONE)
+        .map(|(c, t)| (c / mag - t / norm).powi(2))
+        .sum::<f32>()
+        .sqrt();
+    let closeness = 1.0 - d;
+    if closeness > 0.8 {
+        ((closeness - 0.8) / 0.2 * 255.0) as u32
+    } else {
+        0
+    }
+}
+
+/// HSL saturation above 0.4, for pixels that are not near black or white.
+fn saturation(r: f32, g: f32, b: f32) -> u32 {
+    let (max, min) = (r.max(g).max(b), r.min(g).min(b));
+    let l = (max + min) / 2.0;
+    if max == min || !(0.05..=0.9).contains(&l) {
+        return 0;
+    }
+    let d = max - min;
+    let s = if l > 0.5 {
+        d / (2.0 - max - min)
+    } else {
+        d / (max + min)
+    };
+    if s > 0.4 {
+        ((s - 0.4) / 0.6 * 255.0) as u32
+    } else {
+        0
+    }
+}
+
+/// The top-left corner of the `(ww, wh)` window of `scores` (`width` wide)
+/// with the highest sum; of equals, the one nearest the centre.
+pub(crate) fn best_window(scores: &[u32], width: usize, (ww, wh): (usize, usize)) -> (usize, usize) {
+    let height = scores.len() / width.max(1);
+    let (ww, wh) = (ww.min(width), wh.min(height));
+    // Summed-area table with a zero row and column.
+    let stride = width + 1;
+    let mut sat = vec![0u64; stride * (height + 1)];
+    for y in 0..height {
+        let mut row = 0u64;
+        for x in 0..width {
+            row += u64::from(scores[y * width + x]);
+            sat[(y + 1) * stride + x + 1] = sat[y * stride + x + 1] + row;
+        }
+    }
+    let sum = |x: usize, y: usize| {
+        sat[(y + wh) * stride + x + ww] + sat[y * stride + x]
+            - sat[y * stride + x + ww]
+            - sat[(y + wh) * stride + x]
+    };
+    let (cx, cy) = ((width - ww) as f64 / 2.0, (height - wh) as f64 / 2.0);
+    let mut best = (0, 0);
+    let mut best_key = (0u64, f64::NEG_INFINITY);
+    for y in 0..=height - wh {
+        for x in 0..=width - ww {
+            let key = (sum(x, y), -((x as f64 - cx).powi(2) + (y as f64 - cy).powi(2)));
+            if key.0 > best_key.0 || (key.0 == best_key.0 && key.1 > best_key.1) {
+                best_key = key;
+                best = (x, y);
+            }
+        }
+    }
+    best
+}
