@@ -320,3 +320,6 @@ fn default_format(source: ImageFormat) -> Format {
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod look_tests;

@@ -4,9 +4,12 @@
 //! `smart` follows libvips's `smartcrop` attention strategy (itself after
 //! smartcrop.js): on a copy shrunk to at most [`SMART_SIDE`] pixels a side,
 //! each pixel scores its edges (Laplacian of luma), how close it is to a
-//! skin tone and how saturated it is; the window of the wanted shape with
-//! the highest total (summed-area table, every position) wins, ties going
-//! to the one nearest the centre, so a flat image crops like `center`.
+//! skin tone and how saturated it is; the map is blurred (a Gaussian whose
+//! sigma is a quarter of the window's shorter side) and the window is
+//! centred on its maximum, ties going to the point nearest the centre, so
+//! a flat image crops like `center`. Summing the map over each window
+//! instead (tried first) follows the bulk of a textured subject, not its
+//! peak: on chelsea.png it slid left to the cat's fur and cut an eye off.
 //! The work is one pass over the input (the shrink) plus a bounded amount.
 
 use fast_image_resize::{FilterType, ResizeAlg, ResizeOptions, Resizer};
@@ -14,6 +17,10 @@ use image::{DynamicImage, RgbaImage};
 
 use super::face;
 use crate::recipe::{Anchor, Gravity, SMART_SIDE};
+
+/// The blur's sigma, as a fraction of the window's shorter side (0.15
+/// cut the cat's eye off in the tests, 0.2 to 0.3 kept it).
+const BLUR_FRACTION: f64 = 0.25;
 
 /// Where the top-left corner of a `(w, h)` window goes in `image` (in its
 /// pixels), for any gravity. `w` and `h` are at most the image's size.
@@ -80,11 +87,15 @@ fn smart(image: &DynamicImage, (w, h): (f64, f64)) -> (f64, f64) {
         ((w * k).round() as usize).clamp(1, small.width() as usize),
         ((h * ky).round() as usize).clamp(1, small.height() as usize),
     );
-    let (x, y) = best_window(&scores, small.width() as usize, win);
+    let (sw, sh) = (small.width() as usize, small.height() as usize);
+    let radius = ((win.0.min(win.1) as f64 * BLUR_FRACTION) as usize).max(1);
+    let (px, py) = best_window(&blur(&scores, sw, radius), sw, (1, 1));
+    let x = px.saturating_sub(win.0 / 2).min(sw - win.0);
+    let y = py.saturating_sub(win.1 / 2).min(sh - win.1);
     (x as f64 / k, y as f64 / ky)
 }
 
-/// Each pixel's interest: edges + 2 × skin + saturation, each 0..=255.
+/// Each pixel's interest: edges + skin + saturation, each 0..=255.
 pub(crate) fn attention(image: &RgbaImage) -> Vec<u32> {
     let (w, h) = (image.width() as usize, image.height() as usize);
     let luma: Vec<i32> = image
@@ -104,7 +115,7 @@ pub(crate) fn attention(image: &RgbaImage) -> Vec<u32> {
             .min(255);
         let alpha = u32::from(p[3]);
         let [r, g, b] = [p[0], p[1], p[2]].map(|c| f32::from(c) / 255.0);
-        let score = edge + 2 * skin(r, g, b) + saturation(r, g, b);
+        let score = edge + skin(r, g, b) + saturation(r, g, b);
         // Transparent pixels are nothing to look at.
         scores[i] = score * alpha / 255;
     }
@@ -156,7 +167,8 @@ fn saturation(r: f32, g: f32, b: f32) -> u32 {
 }
 
 /// The top-left corner of the `(ww, wh)` window of `scores` (`width` wide)
-/// with the highest sum; of equals, the one nearest the centre.
+/// with the highest sum (summed-area table, every position); of equals, the
+/// one nearest the centre. With a 1x1 window: the highest point.
 pub(crate) fn best_window(scores: &[u32], width: usize, (ww, wh): (usize, usize)) -> (usize, usize) {
     let height = scores.len() / width.max(1);
     let (ww, wh) = (ww.min(width), wh.min(height));
@@ -188,4 +200,28 @@ pub(crate) fn best_window(scores: &[u32], width: usize, (ww, wh): (usize, usize)
         }
     }
     best
+}
+
+/// Three passes of a box blur of radius `r` each way (close to a Gaussian
+/// of sigma `r`), edges clamped.
+pub(crate) fn blur(scores: &[u32], width: usize, r: usize) -> Vec<u32> {
+    let height = scores.len() / width.max(1);
+    let mut cur: Vec<u32> = scores.to_vec();
+    let mut tmp = vec![0u32; cur.len()];
+    for _ in 0..3 {
+        for (len, stride, count, step) in [(width, 1, height, width), (height, width, width, 1)] {
+            for line in 0..count {
+                let base = line * step;
+                let at = |i: isize| cur[base + (i.clamp(0, len as isize - 1) as usize) * stride] as u64;
+                let mut sum: u64 = (-(r as isize)..=r as isize).map(at).sum();
+                for i in 0..len {
+                    tmp[base + i * stride] = (sum / (2 * r as u64 + 1)) as u32;
+                    sum += at(i as isize + r as isize + 1);
+                    sum -= at(i as isize - r as isize);
+                }
+            }
+            std::mem::swap(&mut cur, &mut tmp);
+        }
+    }
+    cur
 }
