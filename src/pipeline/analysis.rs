@@ -63,10 +63,13 @@ pub fn analyse(bytes: &[u8], source: &Source, limits: &Limits) -> Analysis {
 }
 
 fn format_name(format: ImageFormat) -> &'static str {
-    format.extensions_str().first().map_or("unknown", |e| match *e {
-        "jpg" => "jpeg",
-        e => e,
-    })
+    format
+        .extensions_str()
+        .first()
+        .map_or("unknown", |e| match *e {
+            "jpg" => "jpeg",
+            e => e,
+        })
 }
 
 fn hex([r, g, b]: [u8; 3]) -> String {
@@ -195,7 +198,8 @@ pub fn icc_description(icc: &[u8]) -> Option<String> {
     let tags = u32_at(128)?;
     let (offset, size) = (0..tags.min(256)).find_map(|i| {
         let entry = 132 + 12 * i;
-        (icc.get(entry..entry + 4)? == b"desc").then(|| Some((u32_at(entry + 4)?, u32_at(entry + 8)?)))?
+        (icc.get(entry..entry + 4)? == b"desc")
+            .then(|| Some((u32_at(entry + 4)?, u32_at(entry + 8)?)))?
     })?;
     let tag = icc.get(offset..offset.checked_add(size)?)?;
     let text: String = match tag.get(..4)? {

@@ -106,7 +106,10 @@ fn a_face_crop_keeps_the_face_found_on_the_original_when_it_is_off_centre() {
     assert!(contains(faced, face), "window {faced:?}, face {face:?}");
     // What the old gravities do: the centre misses it.
     let centred = window("resize,w=256,h=256,fit=cover/png");
-    assert!(!contains(centred, face), "window {centred:?}, face {face:?}");
+    assert!(
+        !contains(centred, face),
+        "window {centred:?}, face {face:?}"
+    );
 }
 
 #[test]
@@ -162,7 +165,11 @@ fn the_analysis_describes_the_source() {
     // A tabby: brownish grey, red above blue.
     let hex = u32::from_str_radix(&a.dominant_color[1..], 16).unwrap();
     let (r, b) = (hex >> 16, hex & 0xff);
-    assert!(a.dominant_color.starts_with('#') && r > b, "{}", a.dominant_color);
+    assert!(
+        a.dominant_color.starts_with('#') && r > b,
+        "{}",
+        a.dominant_color
+    );
 }
 
 #[test]

@@ -133,8 +133,8 @@ pub struct Rendition {
 
 pub use analysis::{Analysis, blurhash, dominant, icc_description};
 use decode::check_limits;
-pub use face::{FaceBox, detect as detect_faces, load_model as load_face_model};
 pub use decode::{MAX_PNG_METADATA_BYTES, Probe};
+pub use face::{FaceBox, detect as detect_faces, load_model as load_face_model};
 pub use guard::MAX_JPEG_SCANS;
 pub use plan::{OutputPlan, Plan, WEBP_MAX_DIMENSION, plan};
 

@@ -100,7 +100,11 @@ fn resize(
                 Anchor::offset(gy, h, out_h, 0) as f64 * ky,
             )
         }
-        looking => smart::place(image, looking, (f64::from(out_w) * kx, f64::from(out_h) * ky)),
+        looking => smart::place(
+            image,
+            looking,
+            (f64::from(out_w) * kx, f64::from(out_h) * ky),
+        ),
     };
     // Rounding must not push the box a hair past the image's edge.
     let crop_w = (f64::from(out_w) * kx).min(f64::from(image.width()) - left);

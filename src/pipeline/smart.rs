@@ -169,7 +169,11 @@ fn saturation(r: f32, g: f32, b: f32) -> u32 {
 /// The top-left corner of the `(ww, wh)` window of `scores` (`width` wide)
 /// with the highest sum (summed-area table, every position); of equals, the
 /// one nearest the centre. With a 1x1 window: the highest point.
-pub(crate) fn best_window(scores: &[u32], width: usize, (ww, wh): (usize, usize)) -> (usize, usize) {
+pub(crate) fn best_window(
+    scores: &[u32],
+    width: usize,
+    (ww, wh): (usize, usize),
+) -> (usize, usize) {
     let height = scores.len() / width.max(1);
     let (ww, wh) = (ww.min(width), wh.min(height));
     // Summed-area table with a zero row and column.
@@ -192,7 +196,10 @@ pub(crate) fn best_window(scores: &[u32], width: usize, (ww, wh): (usize, usize)
     let mut best_key = (0u64, f64::NEG_INFINITY);
     for y in 0..=height - wh {
         for x in 0..=width - ww {
-            let key = (sum(x, y), -((x as f64 - cx).powi(2) + (y as f64 - cy).powi(2)));
+            let key = (
+                sum(x, y),
+                -((x as f64 - cx).powi(2) + (y as f64 - cy).powi(2)),
+            );
             if key.0 > best_key.0 || (key.0 == best_key.0 && key.1 > best_key.1) {
                 best_key = key;
                 best = (x, y);
@@ -212,7 +219,8 @@ pub(crate) fn blur(scores: &[u32], width: usize, r: usize) -> Vec<u32> {
         for (len, stride, count, step) in [(width, 1, height, width), (height, width, width, 1)] {
             for line in 0..count {
                 let base = line * step;
-                let at = |i: isize| cur[base + (i.clamp(0, len as isize - 1) as usize) * stride] as u64;
+                let at =
+                    |i: isize| cur[base + (i.clamp(0, len as isize - 1) as usize) * stride] as u64;
                 let mut sum: u64 = (-(r as isize)..=r as isize).map(at).sum();
                 for i in 0..len {
                     tmp[base + i * stride] = (sum / (2 * r as u64 + 1)) as u32;

@@ -190,13 +190,20 @@ fn parse_step(span: Span<'_>) -> Result<Step, ParseError> {
         }
         "crop" => {
             let gravity = p.take("gravity").map(gravity).transpose()?;
-            fn need<'a>(p: &mut Params<'a>, key: &str, span: Span<'_>) -> Result<Span<'a>, ParseError> {
+            fn need<'a>(
+                p: &mut Params<'a>,
+                key: &str,
+                span: Span<'_>,
+            ) -> Result<Span<'a>, ParseError> {
                 p.take(key).ok_or_else(|| {
                     span.error("`crop` with `x`, `y`, `w` and `h`, or `w`, `h` and `gravity`")
                 })
             }
             let (x, y) = match gravity {
-                None => (offset(need(&mut p, "x", span)?)?, offset(need(&mut p, "y", span)?)?),
+                None => (
+                    offset(need(&mut p, "x", span)?)?,
+                    offset(need(&mut p, "y", span)?)?,
+                ),
                 Some(_) => (0, 0),
             };
             let (w, h) = (need(&mut p, "w", span)?, need(&mut p, "h", span)?);

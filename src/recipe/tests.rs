@@ -203,7 +203,13 @@ fn smart_and_face_gravities_place_cover_resizes_and_sized_crops() {
         Recipe::parse("resize,w=256,h=256,fit=cover,gravity=face/crop,w=100,h=50,gravity=smart")
             .unwrap();
     let ops = &recipe.outputs[0].ops;
-    assert!(matches!(ops[0], Op::Resize(Resize { gravity: Gravity::Face, .. })));
+    assert!(matches!(
+        ops[0],
+        Op::Resize(Resize {
+            gravity: Gravity::Face,
+            ..
+        })
+    ));
     assert_eq!(
         ops[1],
         Op::Crop(Crop {

@@ -77,7 +77,10 @@ pub fn check_analysis(analysis: &Analysis) -> Result<(), String> {
     ];
     for (text, max) in texts.iter().zip(MAX_ANALYSIS_TEXT) {
         if text.len() > max {
-            return Err(format!("an analysis text of {} bytes (at most {max})", text.len()));
+            return Err(format!(
+                "an analysis text of {} bytes (at most {max})",
+                text.len()
+            ));
         }
     }
     Ok(())
