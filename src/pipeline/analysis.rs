@@ -189,7 +189,7 @@ fn profile_name(bytes: &[u8], limits: &Limits) -> Option<String> {
 
 /// An ICC profile's `desc` tag: ICC v2 `desc` (ASCII) or v4 `mluc` (the
 /// first record, UTF-16BE). Control characters are dropped and the name is
-/// cut at [`MAX_PROFILE_NAME`] characters.
+/// cut at `MAX_PROFILE_NAME` (128) characters.
 pub fn icc_description(icc: &[u8]) -> Option<String> {
     let u32_at = |at: usize| -> Option<usize> {
         let b = icc.get(at..at.checked_add(4)?)?;
