@@ -335,13 +335,14 @@ impl TestApp {
     /// The manifest for `inbox_key`, once the worker has written it.
     pub async fn wait_for_manifest(&self, inbox_key: &str) -> Manifest {
         let key = outbox::manifest_key(inbox_key);
-        for _ in 0..240 {
+        // Generous: the suites share two cores with each other in CI.
+        for _ in 0..480 {
             if let Some(bytes) = self.get_outbox(&key).await {
                 return serde_json::from_slice(&bytes).expect("manifest is JSON");
             }
             tokio::time::sleep(Duration::from_millis(250)).await;
         }
-        panic!("no manifest at {key} after 60 s");
+        panic!("no manifest at {key} after 120 s");
     }
 
     /// Only the in-flight (received, not yet deleted) messages on a queue.
