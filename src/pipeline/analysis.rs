@@ -7,7 +7,7 @@
 use image::{ImageFormat, RgbaImage};
 use serde::{Deserialize, Serialize};
 
-use super::{Limits, Source, decode, smart};
+use super::{Limits, Source, decode, sample};
 
 /// Longest side of the copy the colours and the BlurHash are taken from.
 pub const SAMPLE_SIDE: u32 = 64;
@@ -48,7 +48,7 @@ pub struct Analysis {
 pub fn analyse(bytes: &[u8], source: &Source, limits: &Limits) -> Analysis {
     let _span = tracing::info_span!("analyse").entered();
     let frames = count_frames(bytes, source.format);
-    let sample = smart::shrink(&source.image, SAMPLE_SIDE);
+    let sample = sample::shrink(&source.image, SAMPLE_SIDE);
     Analysis {
         width: source.full_size.0,
         height: source.full_size.1,

@@ -48,16 +48,13 @@ pub fn detect(image: &DynamicImage) -> Vec<FaceBox> {
     let Some(model) = model() else {
         return vec![];
     };
-    let small = super::smart::shrink(image, FACE_SIDE);
+    let small = super::sample::shrink(image, FACE_SIDE);
     let (w, h) = small.dimensions();
     // The detector's window is 20 px at least; it panics on less.
     if w < 20 || h < 20 {
         return vec![];
     }
-    let gray: Vec<u8> = small
-        .pixels()
-        .map(|p| super::ops::luma(p[0], p[1], p[2]))
-        .collect();
+    let gray = DynamicImage::ImageRgba8(small).to_luma8();
     let mut detector = rustface::create_detector_with_model(model.clone());
     detector.set_min_face_size(20);
     detector.set_score_thresh(MIN_SCORE);
@@ -68,7 +65,7 @@ pub fn detect(image: &DynamicImage) -> Vec<FaceBox> {
         f64::from(image.height()) / f64::from(h),
     );
     let mut faces: Vec<FaceBox> = detector
-        .detect(&ImageData::new(&gray, w, h))
+        .detect(&ImageData::new(gray.as_raw(), w, h))
         .into_iter()
         .map(|f| {
             let b = f.bbox();

@@ -13,6 +13,7 @@ mod face;
 mod guard;
 mod ops;
 mod plan;
+mod sample;
 mod smart;
 mod watermark;
 

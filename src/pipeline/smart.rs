@@ -12,10 +12,10 @@
 //! peak: on chelsea.png it slid left to the cat's fur and cut an eye off.
 //! The work is one pass over the input (the shrink) plus a bounded amount.
 
-use fast_image_resize::{FilterType, ResizeAlg, ResizeOptions, Resizer};
-use image::{DynamicImage, RgbaImage};
+use image::{DynamicImage, Pixel, RgbaImage};
 
 use super::face;
+use super::sample::shrink;
 use crate::recipe::{Anchor, Gravity, SMART_SIDE};
 
 /// The blur's sigma, as a fraction of the window's shorter side (0.15
@@ -56,27 +56,6 @@ fn anchored(anchor: Anchor, (iw, ih): (f64, f64), (w, h): (f64, f64)) -> (f64, f
     (at(gx, iw, w), at(gy, ih, h))
 }
 
-/// A copy of `image` at most `side` pixels on its longer side (never
-/// larger), as 8-bit RGBA; a box filter, so one pass over the source.
-pub(crate) fn shrink(image: &DynamicImage, side: u32) -> RgbaImage {
-    let (iw, ih) = (image.width().max(1), image.height().max(1));
-    let scale = (f64::from(side) / f64::from(iw.max(ih))).min(1.0);
-    let w = ((f64::from(iw) * scale).round() as u32).max(1);
-    let h = ((f64::from(ih) * scale).round() as u32).max(1);
-    if (w, h) == (iw, ih) {
-        return image.to_rgba8();
-    }
-    let mut out = DynamicImage::new(w, h, image.color());
-    let options = ResizeOptions::new().resize_alg(ResizeAlg::Convolution(FilterType::Box));
-    match Resizer::new().resize(image, &mut out, &options) {
-        Ok(()) => out.to_rgba8(),
-        // A pixel type the resizer lacks: the slow, general path.
-        Err(_) => image
-            .resize_exact(w, h, image::imageops::FilterType::Triangle)
-            .to_rgba8(),
-    }
-}
-
 /// The best `(w, h)` window's top-left corner, in `image`'s pixels.
 fn smart(image: &DynamicImage, (w, h): (f64, f64)) -> (f64, f64) {
     let small = shrink(image, SMART_SIDE);
@@ -98,10 +77,7 @@ fn smart(image: &DynamicImage, (w, h): (f64, f64)) -> (f64, f64) {
 /// Each pixel's interest: edges + skin + saturation, each 0..=255.
 pub(crate) fn attention(image: &RgbaImage) -> Vec<u32> {
     let (w, h) = (image.width() as usize, image.height() as usize);
-    let luma: Vec<i32> = image
-        .pixels()
-        .map(|p| i32::from(super::ops::luma(p[0], p[1], p[2])))
-        .collect();
+    let luma: Vec<i32> = image.pixels().map(|p| i32::from(p.to_luma()[0])).collect();
     let mut scores = vec![0u32; w * h];
     for (i, p) in image.pixels().enumerate() {
         let (x, y) = (i % w, i / w);
