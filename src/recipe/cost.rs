@@ -30,7 +30,9 @@ pub const FACE_SIDE: u32 = 640;
 const SHRINK_WORK: u64 = 4;
 /// Scoring one pixel of the smart copy, and the window search.
 const SMART_PIXEL_WORK: u64 = 60;
-/// One face detection on a [`FACE_SIDE`] copy, whatever the source: TODO
+/// One face detection on a [`FACE_SIDE`] copy, whatever the source: 1e9
+/// units is about 100 ms at bench/README.md's ~1e7 units a millisecond, a
+/// deliberate overestimate until `bench/crops.sh` pins it down.
 const FACE_WORK: u64 = 1_000_000_000;
 
 /// Why a recipe was refused as too expensive.
