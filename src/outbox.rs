@@ -75,6 +75,9 @@ pub struct Manifest {
     /// The preset the recipe came from, if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub preset: Option<String>,
+    /// The route (`--route PREFIX=PRESET`) that chose the preset, if one did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub route: Option<crate::recipe::Route>,
     pub outputs: Vec<OutputRef>,
     /// The source image (absent from failed jobs and older manifests).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -203,6 +206,7 @@ mod tests {
             },
             recipe: None,
             preset: None,
+            route: None,
             outputs: vec![],
             analysis: None,
             timings: Timings::default(),

@@ -20,6 +20,7 @@ mod cost;
 mod gravity;
 mod parse;
 mod preset;
+mod route;
 mod value;
 
 use std::fmt;
@@ -29,6 +30,7 @@ pub use cost::{
 };
 pub use gravity::{Anchor, Gravity};
 pub use preset::{Presets, RecipeError, Resolved};
+pub use route::{Route, is_preset_name, route_for, routes_note, unreachable_routes};
 pub use value::{ParseError, encode_text};
 
 /// Longest recipe accepted, in bytes; S3 allows 2 KB for all user metadata.
