@@ -8,6 +8,8 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use crate::pipeline::Analysis;
+
 pub const MANIFEST_NAME: &str = "manifest.json";
 /// How every manifest key ends.
 pub const MANIFEST_SUFFIX: &str = "/manifest.json";
@@ -83,6 +85,9 @@ pub struct Manifest {
     /// relative to the manifest's folder (`hero-320.webp 320w, ...`).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub srcset: BTreeMap<String, String>,
+    /// The source image (absent from failed jobs and older manifests).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub analysis: Option<Analysis>,
     pub timings: Timings,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<JobError>,
@@ -242,6 +247,7 @@ mod tests {
             route: None,
             outputs: vec![],
             srcset: BTreeMap::new(),
+            analysis: None,
             timings: Timings::default(),
             error: Some(JobError {
                 code: "unsupported_image".into(),

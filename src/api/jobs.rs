@@ -14,6 +14,7 @@ use super::error::{ApiError, ApiQuery, Problem};
 use super::watch::{Target, Watcher};
 use crate::inbox;
 use crate::outbox::{JobError, Manifest};
+use crate::pipeline::Analysis;
 
 /// Longest `?wait=` honoured, in seconds.
 pub const MAX_WAIT_SECS: u64 = 20;
@@ -56,6 +57,9 @@ pub struct JobView {
     /// (presigned URLs).
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub srcset: BTreeMap<String, String>,
+    /// The source image, once the job is done.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub analysis: Option<Analysis>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<JobError>,
 }
@@ -114,6 +118,7 @@ impl JobView {
             status: "pending",
             outputs: vec![],
             srcset: BTreeMap::new(),
+            analysis: None,
             error: None,
         }
     }
@@ -146,6 +151,7 @@ pub async fn view(state: &AppState, job_id: Uuid, manifest: &Manifest) -> anyhow
                 .find(|(key, _)| *key == o.key)
                 .map_or(o.key.as_str(), |(_, url)| url.as_str())
         }),
+        analysis: manifest.analysis.clone(),
         error: manifest.error.clone(),
     })
 }

@@ -6,16 +6,20 @@
 //! exactly the same code. Its stages are `tracing` spans: a facade that
 //! records nothing unless the caller installed a subscriber.
 
+mod analysis;
 mod animation;
 mod avif;
 mod colour;
 mod decode;
 mod embed;
 mod encode;
+mod face;
 pub mod formats;
 mod guard;
 mod ops;
 mod plan;
+mod sample;
+mod smart;
 mod watermark;
 
 use std::time::{Duration, Instant};
@@ -146,9 +150,11 @@ pub struct Rendition {
     pub ladder: Option<String>,
 }
 
+pub use analysis::{Analysis, blurhash, dominant, icc_description};
 pub use animation::{MAX_FRAMES, frame_count};
 use decode::check_limits;
 pub use decode::{MAX_PNG_METADATA_BYTES, Probe};
+pub use face::{FaceBox, detect as detect_faces, load_model as load_face_model};
 pub use guard::MAX_JPEG_SCANS;
 pub use plan::{OutputPlan, Plan, WEBP_MAX_DIMENSION, plan};
 
@@ -297,6 +303,16 @@ pub fn run_timed(
     recipe: &Recipe,
     limits: &Limits,
 ) -> Result<(Vec<Rendition>, StageTimes), PipelineError> {
+    run_analysed(bytes, recipe, limits).map(|(renditions, times, _)| (renditions, times))
+}
+
+/// [`run_timed`], and the source's [`Analysis`] (computed once per job,
+/// after decoding; its time counts as processing).
+pub fn run_analysed(
+    bytes: &[u8],
+    recipe: &Recipe,
+    limits: &Limits,
+) -> Result<(Vec<Rendition>, StageTimes, Analysis), PipelineError> {
     let mut times = StageTimes::default();
     let span = tracing::info_span!(
         "decode",
@@ -323,6 +339,9 @@ pub fn run_timed(
     span.record("width", source.full_size.0);
     span.record("height", source.full_size.1);
     drop(span);
+    let started = Instant::now();
+    let analysis = analysis::analyse(bytes, &source, limits);
+    times.process += started.elapsed();
     let renditions = recipe
         .rungs(source.full_size.0)
         .into_iter()
@@ -339,7 +358,7 @@ pub fn run_timed(
             }
         })
         .collect::<Result<_, _>>()?;
-    Ok((renditions, times))
+    Ok((renditions, times, analysis))
 }
 
 /// Keep the source's format where we can write it; otherwise JPEG.
@@ -359,3 +378,6 @@ fn default_format(source: SourceFormat) -> Format {
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod look_tests;

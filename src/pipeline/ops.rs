@@ -8,8 +8,8 @@ use libblur::{
     GaussianBlurParams, ThreadingPolicy,
 };
 
-use super::{PipelineError, watermark};
-use crate::recipe::{Anchor, Crop, Fit, FlipAxis, Op, Resize, Rotation};
+use super::{PipelineError, smart, watermark};
+use crate::recipe::{Anchor, Crop, Fit, FlipAxis, Gravity, Op, Resize, Rotation};
 
 /// `nominal` is the size geometry is computed from: the image's own size,
 /// except for a first resize after a reduced-scale decode.
@@ -88,13 +88,24 @@ fn resize(
         return Ok(image.clone());
     }
     // The part of the source that ends up in the output, in source pixels.
-    let (gx, gy) = r.gravity.grid();
     let (kx, ky) = (
         f64::from(image.width()) / f64::from(w),
         f64::from(image.height()) / f64::from(h),
     );
-    let left = Anchor::offset(gx, w, out_w, 0) as f64 * kx;
-    let top = Anchor::offset(gy, h, out_h, 0) as f64 * ky;
+    let (left, top) = match r.gravity {
+        Gravity::Anchor(anchor) => {
+            let (gx, gy) = anchor.grid();
+            (
+                Anchor::offset(gx, w, out_w, 0) as f64 * kx,
+                Anchor::offset(gy, h, out_h, 0) as f64 * ky,
+            )
+        }
+        looking => smart::place(
+            image,
+            looking,
+            (f64::from(out_w) * kx, f64::from(out_h) * ky),
+        ),
+    };
     // Rounding must not push the box a hair past the image's edge.
     let crop_w = (f64::from(out_w) * kx).min(f64::from(image.width()) - left);
     let crop_h = (f64::from(out_h) * ky).min(f64::from(image.height()) - top);
@@ -126,7 +137,14 @@ pub(crate) fn cropped_size((w, h): (u32, u32), c: &Crop) -> Result<(u32, u32), P
 
 fn crop(image: &DynamicImage, c: &Crop) -> Result<DynamicImage, PipelineError> {
     let (w, h) = cropped_size((image.width(), image.height()), c)?;
-    Ok(image.crop_imm(c.x, c.y, w, h))
+    let (x, y) = match c.gravity {
+        None => (c.x, c.y),
+        Some(gravity) => {
+            let (x, y) = smart::place(image, gravity, (f64::from(w), f64::from(h)));
+            (x.round() as u32, y.round() as u32)
+        }
+    };
+    Ok(image.crop_imm(x, y, w, h))
 }
 
 /// Rec. 709 luma of the sRGB values: `Y = 0.2126 R + 0.7152 G + 0.0722 B`,

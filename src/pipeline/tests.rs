@@ -14,7 +14,7 @@ fn fit(width: Option<u32>, height: Option<u32>, fit: Fit, upscale: bool) -> Resi
         width,
         height,
         fit,
-        gravity: crate::recipe::Anchor::Center,
+        gravity: crate::recipe::Gravity::default(),
         upscale,
     }
 }

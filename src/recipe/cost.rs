@@ -4,7 +4,7 @@
 //! could make cheap is refused before anything is uploaded), and in
 //! `pipeline::plan`, on the real sizes once the header is known.
 
-use super::{Fit, Format, MAX_OUTPUTS, Op, Output, Recipe, Resize, Rotation};
+use super::{Fit, Format, Gravity, MAX_OUTPUTS, Op, Output, Recipe, Resize, Rotation};
 
 /// Most operations in all of a recipe's outputs together (each output may
 /// have up to [`super::MAX_STEPS`]; together they may not reach
@@ -21,6 +21,19 @@ pub const MAX_WORK: u64 = 40_000_000_000;
 const RESIZE_WORK: u64 = 12;
 /// Encoding one pixel (colour conversion, prediction, entropy coding).
 const ENCODE_WORK: u64 = 16;
+
+/// Longest side of the copy `gravity=smart` scores (`pipeline::smart`).
+pub const SMART_SIDE: u32 = 256;
+/// Longest side of the gray copy `gravity=face` searches (`pipeline::face`).
+pub const FACE_SIDE: u32 = 640;
+/// Shrinking the input for either: a box filter, a few operations a pixel.
+const SHRINK_WORK: u64 = 4;
+/// Scoring one pixel of the smart copy, and the window search.
+const SMART_PIXEL_WORK: u64 = 60;
+/// One face detection on a [`FACE_SIDE`] copy, whatever the source: 1e9
+/// units is about 100 ms at bench/README.md's ~1e7 units a millisecond, a
+/// deliberate overestimate until `bench/crops.sh` pins it down.
+const FACE_WORK: u64 = 1_000_000_000;
 
 /// Why a recipe was refused as too expensive.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -110,6 +123,32 @@ fn pixels((w, h): (u32, u32)) -> u64 {
 
 /// The work of one step that turns `input` pixels into `output` pixels.
 pub fn op_work(op: &Op, input: u64, output: u64) -> u64 {
+    let gravity = match op {
+        Op::Resize(r) => Some(r.gravity),
+        Op::Crop(c) => c.gravity,
+        _ => None,
+    };
+    let looking = gravity.map_or(0, |g| look_work(g, input));
+    looking.saturating_add(pixel_work(op, input, output))
+}
+
+/// Finding where a `smart` or `face` window goes in an image of `input`
+/// pixels: a shrink that reads every pixel, then bounded work on the copy
+/// (a face search that finds nobody falls back to `smart`: both count).
+pub fn look_work(gravity: Gravity, input: u64) -> u64 {
+    let smart = SHRINK_WORK
+        .saturating_mul(input)
+        .saturating_add(SMART_PIXEL_WORK * u64::from(SMART_SIDE).pow(2));
+    match gravity {
+        Gravity::Anchor(_) => 0,
+        Gravity::Smart => smart,
+        Gravity::Face => smart
+            .saturating_add(SHRINK_WORK.saturating_mul(input))
+            .saturating_add(FACE_WORK),
+    }
+}
+
+fn pixel_work(op: &Op, input: u64, output: u64) -> u64 {
     let per_pixel = match op {
         // A downscale's kernel spans more source pixels: count both sides.
         Op::Resize(_) => return RESIZE_WORK.saturating_mul(input.saturating_add(output)),

@@ -108,3 +108,20 @@ fn blur_taps_follow_libblurs_kernel_size() {
     assert_eq!(blur_taps(1.0), 10);
     assert!((1300..1400).contains(&blur_taps(100.0)));
 }
+
+#[test]
+fn looking_for_the_window_is_charged_face_more_than_smart() {
+    let work = |r: &str| {
+        let recipe = Recipe::parse(r).unwrap();
+        op_work(&recipe.outputs[0].ops[0], 12_000_000, 65_536)
+    };
+    let centre = work("resize,w=256,h=256,fit=cover");
+    let smart = work("resize,w=256,h=256,fit=cover,gravity=smart");
+    let face = work("resize,w=256,h=256,fit=cover,gravity=face");
+    assert_eq!(smart - centre, look_work(Gravity::Smart, 12_000_000));
+    assert!(centre < smart && smart < face, "{centre} {smart} {face}");
+    assert_eq!(
+        work("crop,w=256,h=256,gravity=face") - work("crop,x=0,y=0,w=256,h=256"),
+        look_work(Gravity::Face, 12_000_000)
+    );
+}

@@ -18,6 +18,7 @@
 
 mod cost;
 mod format;
+mod gravity;
 mod ladder;
 mod parse;
 mod preset;
@@ -26,8 +27,12 @@ mod value;
 
 use std::fmt;
 
-pub use cost::{CostError, MAX_TOTAL_OPS, MAX_WORK, encode_work, format_work, op_work};
+pub use cost::{
+    CostError, FACE_SIDE, MAX_TOTAL_OPS, MAX_WORK, SMART_SIDE, encode_work, format_work, look_work,
+    op_work,
+};
 pub use format::{DEFAULT_AVIF_QUALITY, DEFAULT_AVIF_SPEED, Frames};
+pub use gravity::{Anchor, Gravity};
 pub use ladder::{Ladder, MAX_RUNGS, Rung};
 pub use preset::{Presets, RecipeError, Resolved};
 pub use route::{Route, is_preset_name, route_for, routes_note, unreachable_routes};
@@ -107,7 +112,7 @@ pub struct Resize {
     pub height: Option<u32>,
     pub fit: Fit,
     /// Which part of the image `fit=cover` keeps.
-    pub gravity: Anchor,
+    pub gravity: Gravity,
     /// Allow the result to be larger than the source.
     pub upscale: bool,
 }
@@ -123,65 +128,6 @@ pub enum Fit {
     Fill,
 }
 
-/// One of nine positions: the corners, the middles of the edges, the centre.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Anchor {
-    TopLeft,
-    Top,
-    TopRight,
-    Left,
-    #[default]
-    Center,
-    Right,
-    BottomLeft,
-    Bottom,
-    BottomRight,
-}
-
-impl Anchor {
-    pub const ALL: [Anchor; 9] = [
-        Anchor::TopLeft,
-        Anchor::Top,
-        Anchor::TopRight,
-        Anchor::Left,
-        Anchor::Center,
-        Anchor::Right,
-        Anchor::BottomLeft,
-        Anchor::Bottom,
-        Anchor::BottomRight,
-    ];
-
-    pub fn name(self) -> &'static str {
-        match self {
-            Anchor::TopLeft => "top-left",
-            Anchor::Top => "top",
-            Anchor::TopRight => "top-right",
-            Anchor::Left => "left",
-            Anchor::Center => "center",
-            Anchor::Right => "right",
-            Anchor::BottomLeft => "bottom-left",
-            Anchor::Bottom => "bottom",
-            Anchor::BottomRight => "bottom-right",
-        }
-    }
-
-    /// Horizontal and vertical placement: 0 = start, 1 = middle, 2 = end.
-    pub fn grid(self) -> (u32, u32) {
-        let i = Anchor::ALL.iter().position(|a| *a == self).unwrap_or(4) as u32;
-        (i % 3, i / 3)
-    }
-
-    /// Offset of a `inner`-long span placed in an `outer`-long one, `margin` from the edges.
-    pub fn offset(place: u32, outer: u32, inner: u32, margin: u32) -> i64 {
-        let (outer, inner, margin) = (i64::from(outer), i64::from(inner), i64::from(margin));
-        match place {
-            0 => margin,
-            1 => (outer - inner) / 2,
-            _ => outer - inner - margin,
-        }
-    }
-}
-
 /// A rectangle in pixels of the image as it is at that step.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Crop {
@@ -189,6 +135,9 @@ pub struct Crop {
     pub y: u32,
     pub width: u32,
     pub height: u32,
+    /// `crop,w=..,h=..,gravity=..`: the gravity places the window, and
+    /// `x` and `y` are 0.
+    pub gravity: Option<Gravity>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -347,7 +296,7 @@ impl fmt::Display for Op {
                     Fit::Cover => f.write_str(",fit=cover")?,
                     Fit::Fill => f.write_str(",fit=fill")?,
                 }
-                if r.gravity != Anchor::Center {
+                if r.gravity != Gravity::default() {
                     write!(f, ",gravity={}", r.gravity.name())?;
                 }
                 if r.upscale {
@@ -355,6 +304,12 @@ impl fmt::Display for Op {
                 }
                 Ok(())
             }
+            Op::Crop(Crop {
+                width,
+                height,
+                gravity: Some(gravity),
+                ..
+            }) => write!(f, "crop,w={width},h={height},gravity={}", gravity.name()),
             Op::Crop(c) => write!(f, "crop,x={},y={},w={},h={}", c.x, c.y, c.width, c.height),
             Op::Rotate(r) => write!(
                 f,

@@ -3,8 +3,8 @@
 
 use super::ladder::{Ladder, check_names};
 use super::value::{
-    ParseError, Span, anchor, boolean, decode_text, dimension, fraction, length, offset, quality,
-    rgb, sigma,
+    ParseError, Span, anchor, boolean, decode_text, dimension, fraction, gravity, length, offset,
+    quality, rgb, sigma,
 };
 use super::{
     Anchor, Crop, DEFAULT_AVIF_QUALITY, DEFAULT_AVIF_SPEED, DEFAULT_JPEG_QUALITY,
@@ -209,7 +209,7 @@ fn parse_step(span: Span<'_>) -> Result<Step, ParseError> {
             };
             let gravity = p
                 .take("gravity")
-                .map(anchor)
+                .map(gravity)
                 .transpose()?
                 .unwrap_or_default();
             let upscale = p.take("up").map(boolean).transpose()?.unwrap_or(false);
@@ -229,18 +229,36 @@ fn parse_step(span: Span<'_>) -> Result<Step, ParseError> {
             }))
         }
         "crop" => {
-            let mut need = |key| {
-                p.take(key)
-                    .ok_or_else(|| span.error("`crop` with `x`, `y`, `w` and `h`"))
+            let gravity = p.take("gravity").map(gravity).transpose()?;
+            fn need<'a>(
+                p: &mut Params<'a>,
+                key: &str,
+                span: Span<'_>,
+            ) -> Result<Span<'a>, ParseError> {
+                p.take(key).ok_or_else(|| {
+                    span.error("`crop` with `x`, `y`, `w` and `h`, or `w`, `h` and `gravity`")
+                })
+            }
+            let (x, y) = match gravity {
+                None => (
+                    offset(need(&mut p, "x", span)?)?,
+                    offset(need(&mut p, "y", span)?)?,
+                ),
+                Some(_) => (0, 0),
             };
-            let (x, y, w, h) = (need("x")?, need("y")?, need("w")?, need("h")?);
+            let (w, h) = (need(&mut p, "w", span)?, need(&mut p, "h", span)?);
             let crop = Crop {
-                x: offset(x)?,
-                y: offset(y)?,
+                x,
+                y,
                 width: dimension(w)?,
                 height: dimension(h)?,
+                gravity,
             };
-            p.finish("x, y, w, h")?;
+            p.finish(if gravity.is_some() {
+                "w, h, gravity (which places the window: no x or y)"
+            } else {
+                "x, y, w, h, gravity"
+            })?;
             Step::Op(Op::Crop(crop))
         }
         "rotate" => {

@@ -5,7 +5,7 @@ fn resize(width: Option<u32>, height: Option<u32>, fit: Fit) -> Op {
         width,
         height,
         fit,
-        gravity: Anchor::Center,
+        gravity: Gravity::default(),
         upscale: false,
     })
 }
@@ -200,6 +200,45 @@ fn bad_parameters_of_the_new_operations_are_refused() {
     }
 }
 
+#[test]
+fn smart_and_face_gravities_place_cover_resizes_and_sized_crops() {
+    let recipe =
+        Recipe::parse("resize,w=256,h=256,fit=cover,gravity=face/crop,w=100,h=50,gravity=smart")
+            .unwrap();
+    let ops = &recipe.outputs[0].ops;
+    assert!(matches!(
+        ops[0],
+        Op::Resize(Resize {
+            gravity: Gravity::Face,
+            ..
+        })
+    ));
+    assert_eq!(
+        ops[1],
+        Op::Crop(Crop {
+            x: 0,
+            y: 0,
+            width: 100,
+            height: 50,
+            gravity: Some(Gravity::Smart),
+        })
+    );
+    assert_eq!(
+        recipe.to_string(),
+        "main:resize,w=256,h=256,fit=cover,gravity=face/crop,w=100,h=50,gravity=smart"
+    );
+    let anchored = Recipe::parse("crop,w=10,h=10,gravity=bottom-right").unwrap();
+    assert_eq!(Recipe::parse(&anchored.to_string()).unwrap(), anchored);
+    for bad in [
+        "crop,x=1,y=2,w=3,h=4,gravity=face",
+        "crop,w=3,h=4",
+        "resize,w=10,h=10,fit=cover,gravity=faces",
+        "watermark,text=a,pos=smart",
+    ] {
+        assert!(Recipe::parse(bad).is_err(), "{bad:?} should be refused");
+    }
+}
+
 mod properties {
     use proptest::prelude::*;
 
@@ -207,6 +246,14 @@ mod properties {
 
     fn anchor() -> impl Strategy<Value = Anchor> {
         proptest::sample::select(Anchor::ALL.to_vec())
+    }
+
+    fn gravity() -> impl Strategy<Value = Gravity> {
+        prop_oneof![
+            anchor().prop_map(Gravity::Anchor),
+            Just(Gravity::Smart),
+            Just(Gravity::Face)
+        ]
     }
 
     fn length() -> impl Strategy<Value = Length> {
@@ -229,13 +276,13 @@ mod properties {
                     width,
                     height,
                     fit: Fit::Inside,
-                    gravity: Anchor::Center,
+                    gravity: Gravity::default(),
                     upscale,
                 })),
             (
                 dim.clone(),
                 dim.clone(),
-                anchor(),
+                gravity(),
                 prop_oneof![Just(Fit::Cover), Just(Fit::Fill)]
             )
                 .prop_map(|(w, h, gravity, fit)| Op::Resize(Resize {
@@ -245,14 +292,22 @@ mod properties {
                     gravity,
                     upscale: false,
                 })),
-            (0..MAX_DIMENSION, 0..MAX_DIMENSION, dim.clone(), dim).prop_map(
+            (0..MAX_DIMENSION, 0..MAX_DIMENSION, dim.clone(), dim.clone()).prop_map(
                 |(x, y, width, height)| Op::Crop(Crop {
                     x,
                     y,
                     width,
-                    height
+                    height,
+                    gravity: None,
                 })
             ),
+            (dim.clone(), dim, gravity()).prop_map(|(width, height, gravity)| Op::Crop(Crop {
+                x: 0,
+                y: 0,
+                width,
+                height,
+                gravity: Some(gravity),
+            })),
             prop_oneof![
                 Just(Rotation::R90),
                 Just(Rotation::R180),

@@ -3,7 +3,7 @@
 
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, percent_decode_str, utf8_percent_encode};
 
-use super::{Anchor, Length, MAX_DIMENSION, MAX_SIGMA, MAX_TEXT_CHARS, Rgb};
+use super::{Anchor, Gravity, Length, MAX_DIMENSION, MAX_SIGMA, MAX_TEXT_CHARS, Rgb};
 
 /// Why a recipe was refused: the 1-based column and what was expected there.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -143,6 +143,16 @@ pub(super) fn anchor(span: Span<'_>) -> Result<Anchor, ParseError> {
         .ok_or_else(|| {
             span.error("a position: top-left, top, top-right, left, center, right, bottom-left, bottom, bottom-right")
         })
+}
+
+pub(super) fn gravity(span: Span<'_>) -> Result<Gravity, ParseError> {
+    match span.text {
+        "smart" => Ok(Gravity::Smart),
+        "face" => Ok(Gravity::Face),
+        _ => anchor(span).map(Gravity::Anchor).map_err(|_| {
+            span.error("a gravity: smart, face, or a position (top-left, top, top-right, left, center, right, bottom-left, bottom, bottom-right)")
+        }),
+    }
 }
 
 pub(super) fn boolean(span: Span<'_>) -> Result<bool, ParseError> {

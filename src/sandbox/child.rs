@@ -129,8 +129,8 @@ fn work(
     if go[0] != wire::GO {
         return Ok(());
     }
-    match pipeline::run_timed(bytes, &recipe, &request.limits) {
-        Ok((renditions, times)) => {
+    match pipeline::run_analysed(bytes, &recipe, &request.limits) {
+        Ok((renditions, times, analysis)) => {
             let outputs = renditions
                 .iter()
                 .map(|r| OutputHead {
@@ -151,6 +151,7 @@ fn work(
                     micros(times.encode),
                 ],
                 spans: spans.take(),
+                analysis: Some(analysis),
             };
             let blobs: Vec<&[u8]> = renditions.iter().map(|r| r.bytes.as_slice()).collect();
             reply(stdout, &done, &blobs)

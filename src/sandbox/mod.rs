@@ -21,7 +21,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::process::{Child, ChildStdin, ChildStdout, Command};
 use tokio::time::Instant;
 
-use crate::pipeline::{Limits, Rendition, StageTimes};
+use crate::pipeline::{Analysis, Limits, Rendition, StageTimes};
 use crate::recipe::Recipe;
 pub use wire::RemoteSpan;
 use wire::{OutputHead, Reply, Request};
@@ -61,6 +61,8 @@ pub struct Ran {
     pub spans: Vec<RemoteSpan>,
     /// The child's peak resident memory (VmHWM), if it could be read.
     pub peak_rss_bytes: Option<u64>,
+    /// The source, as the child described it.
+    pub analysis: Option<Analysis>,
 }
 
 pub struct Sandbox {
@@ -217,14 +219,20 @@ impl Planned {
                     outputs,
                     times_us,
                     spans,
+                    analysis,
                 },
                 blobs,
             ))) => {
-                let renditions = outputs
-                    .into_iter()
-                    .zip(blobs)
-                    .map(rendition)
-                    .collect::<Result<Vec<_>, _>>();
+                let renditions = analysis
+                    .as_ref()
+                    .map_or(Ok(()), wire::check_analysis)
+                    .and_then(|()| {
+                        outputs
+                            .into_iter()
+                            .zip(blobs)
+                            .map(rendition)
+                            .collect::<Result<Vec<_>, _>>()
+                    });
                 let peak_rss_bytes = self.child.id().and_then(peak_rss);
                 match renditions {
                     Ok(renditions) => Ok(Ran {
@@ -236,6 +244,7 @@ impl Planned {
                             encode: Duration::from_micros(times_us[2]),
                         },
                         spans,
+                        analysis,
                     }),
                     Err(why) => Err(kill(self.child, protocol(&why)).await),
                 }

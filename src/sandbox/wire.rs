@@ -14,7 +14,7 @@ use std::io::{Read, Write};
 
 use serde::{Deserialize, Serialize};
 
-use crate::pipeline::Limits;
+use crate::pipeline::{Analysis, Limits};
 
 /// The largest JSON head either side accepts.
 pub const MAX_HEAD: usize = 4 << 20;
@@ -39,6 +39,9 @@ pub enum Reply {
         /// Microseconds spent decoding, in the operations, encoding.
         times_us: [u64; 3],
         spans: Vec<RemoteSpan>,
+        /// The source, as the manifest describes it ([`check_analysis`]).
+        #[serde(default)]
+        analysis: Option<Analysis>,
     },
     /// A permanent failure of this input, with its stable code.
     Failed {
@@ -59,6 +62,31 @@ pub struct OutputHead {
     /// The ladder output this one is a width of.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ladder: Option<String>,
+}
+
+/// Longest text in a child's [`Analysis`], in bytes: the format name, the
+/// colour profile's name (128 characters of up to 4 bytes), the BlurHash
+/// (28 characters at 4x3 components, 166 at most), the `#rrggbb` colour.
+pub const MAX_ANALYSIS_TEXT: [usize; 4] = [16, 512, 166, 7];
+
+/// Refuse an analysis whose strings are longer than a child could honestly
+/// make: it goes into every manifest and API answer.
+pub fn check_analysis(analysis: &Analysis) -> Result<(), String> {
+    let texts = [
+        analysis.format.as_str(),
+        analysis.color_profile.as_deref().unwrap_or_default(),
+        analysis.blurhash.as_str(),
+        analysis.dominant_color.as_str(),
+    ];
+    for (text, max) in texts.iter().zip(MAX_ANALYSIS_TEXT) {
+        if text.len() > max {
+            return Err(format!(
+                "an analysis text of {} bytes (at most {max})",
+                text.len()
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// A `tracing` span the child closed, to be replayed under the job's span.

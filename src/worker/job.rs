@@ -126,6 +126,7 @@ impl Jobs {
             route: None,
             outputs: vec![],
             srcset: Default::default(),
+            analysis: None,
             timings: Timings::default(),
             error: None,
             sandbox: None,
@@ -226,6 +227,7 @@ impl Jobs {
         metric::stage("process", times.process);
         metric::stage("encode", times.encode);
         let renditions = ran.renditions;
+        manifest.analysis = ran.analysis;
 
         if rewritable && self.superseded(object).await? {
             return Ok(Outcome::Superseded);

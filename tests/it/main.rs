@@ -1,6 +1,7 @@
 //! Integration tests against a real LocalStack (S3 + SQS): `scripts/test.sh`
 //! starts one. Each test gets its own buckets and queues.
 
+mod analysis;
 mod api;
 mod architecture;
 mod backfill;
