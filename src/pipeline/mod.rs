@@ -8,6 +8,7 @@
 
 mod decode;
 mod encode;
+mod fast;
 mod guard;
 mod ops;
 mod plan;
@@ -200,24 +201,37 @@ fn render_timed(
     output: &Output,
     times: &mut StageTimes,
 ) -> Result<Rendition, PipelineError> {
+    let image = std::borrow::Cow::Borrowed(&source.image);
+    render_image(image, source.format, source.full_size, output, times)
+}
+
+/// Make `output` from `image` (decoded from a `format` file whose upright
+/// size is `full_size`); an owned image is changed in place where a step
+/// allows it.
+fn render_image(
+    mut image: std::borrow::Cow<'_, DynamicImage>,
+    source_format: ImageFormat,
+    full_size: (u32, u32),
+    output: &Output,
+    times: &mut StageTimes,
+) -> Result<Rendition, PipelineError> {
     let _output = tracing::info_span!("render", output = %output.name).entered();
     let started = Instant::now();
-    let mut image = std::borrow::Cow::Borrowed(&source.image);
     for (i, op) in output.ops.iter().enumerate() {
         let _op = tracing::info_span!("operation", otel.name = op.name(), step = %op).entered();
         // The first step sees the full-size geometry even if decoding was scaled.
         let nominal = if i == 0 {
-            source.full_size
+            full_size
         } else {
             (image.width(), image.height())
         };
-        image = std::borrow::Cow::Owned(ops::apply(&image, nominal, op)?);
+        image = std::borrow::Cow::Owned(fast::apply(image, nominal, op)?);
     }
     times.process += started.elapsed();
 
     let format = output
         .format
-        .unwrap_or_else(|| default_format(source.format));
+        .unwrap_or_else(|| default_format(source_format));
     let span = tracing::info_span!(
         "encode",
         format = format.name(),
@@ -269,23 +283,49 @@ pub fn run_timed(
         height = tracing::field::Empty
     );
     let started = Instant::now();
-    let source = span.in_scope(|| {
+    let (probe, decoded) = span.in_scope(|| {
         let probe = decode::probe(bytes, limits)?;
         // Every size and the work are known before a pixel is decoded.
         let plan = plan(&probe, recipe, limits)?;
-        decode_at(bytes, &probe, plan.eighths, limits)
+        let decoded = match fast::decode(bytes, &probe, &plan, recipe) {
+            Some(fast) => Decoded::Fast(fast?),
+            None => Decoded::Full(decode_at(bytes, &probe, plan.eighths, limits)?),
+        };
+        Ok::<_, PipelineError>((probe, decoded))
     })?;
     times.decode = started.elapsed();
-    span.record("format", source.format.extensions_str()[0]);
-    span.record("width", source.full_size.0);
-    span.record("height", source.full_size.1);
+    span.record("format", probe.format.extensions_str()[0]);
+    span.record("width", probe.upright().0);
+    span.record("height", probe.upright().1);
     drop(span);
-    let renditions = recipe
-        .outputs
-        .iter()
-        .map(|output| render_timed(&source, output, &mut times))
-        .collect::<Result<_, _>>()?;
+    let renditions = match decoded {
+        // A fast path's decode made the single output's source.
+        Decoded::Fast(fast) => vec![fast.render(probe.format, &recipe.outputs[0], &mut times)?],
+        // One output: it may change the decoded image in place.
+        Decoded::Full(source) if recipe.outputs.len() == 1 => {
+            let image = std::borrow::Cow::Owned(source.image);
+            let output = &recipe.outputs[0];
+            vec![render_image(
+                image,
+                source.format,
+                source.full_size,
+                output,
+                &mut times,
+            )?]
+        }
+        Decoded::Full(source) => recipe
+            .outputs
+            .iter()
+            .map(|output| render_timed(&source, output, &mut times))
+            .collect::<Result<_, _>>()?,
+    };
     Ok((renditions, times))
+}
+
+/// A fast path's decode ([`fast::decode`]) or the general one.
+enum Decoded {
+    Fast(fast::Decoded),
+    Full(Source),
 }
 
 /// Keep the source's format where we can write it; otherwise JPEG.

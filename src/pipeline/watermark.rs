@@ -58,6 +58,14 @@ fn measure(text: &str, size: f32) -> (f32, f32) {
 }
 
 pub(super) fn draw(image: &DynamicImage, w: &Watermark) -> DynamicImage {
+    let mut copy = image.clone();
+    draw_in_place(&mut copy, w);
+    copy
+}
+
+/// [`draw`] on an image the caller owns: only the pixels under the text
+/// change, nothing is copied (gray images gain colour channels first).
+pub(crate) fn draw_in_place(image: &mut DynamicImage, w: &Watermark) {
     let (width, height) = (image.width(), image.height());
     let (scale, left, top, _, _) = layout(w, width, height);
     let color = w.color.0;
@@ -93,21 +101,25 @@ pub(super) fn draw(image: &DynamicImage, w: &Watermark) -> DynamicImage {
             }
         });
     }
-    canvas.into_image()
 }
 
 /// RGB or RGBA pixels to draw on; gray images gain colour channels.
-enum Canvas {
-    Rgb(RgbImage),
-    Rgba(RgbaImage),
+enum Canvas<'a> {
+    Rgb(&'a mut RgbImage),
+    Rgba(&'a mut RgbaImage),
 }
 
-impl Canvas {
-    fn from(image: &DynamicImage) -> Canvas {
-        if image.color().has_alpha() {
-            Canvas::Rgba(image.to_rgba8())
-        } else {
-            Canvas::Rgb(image.to_rgb8())
+impl Canvas<'_> {
+    fn from(image: &mut DynamicImage) -> Canvas<'_> {
+        match &*image {
+            DynamicImage::ImageRgb8(_) | DynamicImage::ImageRgba8(_) => {}
+            other if other.color().has_alpha() => *image = other.to_rgba8().into(),
+            other => *image = other.to_rgb8().into(),
+        }
+        match image {
+            DynamicImage::ImageRgb8(img) => Canvas::Rgb(img),
+            DynamicImage::ImageRgba8(img) => Canvas::Rgba(img),
+            _ => unreachable!("converted to RGB or RGBA above"),
         }
     }
 
@@ -133,13 +145,6 @@ impl Canvas {
                 }
                 p[3] = (out_a * 255.0).round() as u8;
             }
-        }
-    }
-
-    fn into_image(self) -> DynamicImage {
-        match self {
-            Canvas::Rgb(img) => DynamicImage::ImageRgb8(img),
-            Canvas::Rgba(img) => DynamicImage::ImageRgba8(img),
         }
     }
 }
