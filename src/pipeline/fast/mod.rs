@@ -1,8 +1,9 @@
 //! Fast paths for the commonest single-output recipes on a JPEG, chosen
 //! after the plan (so every limit is already checked) and before decoding:
 //!
-//! - **planar**: JPEG in, JPEG out, every step a flip, rotation, blur or
-//!   grayscale (or none: a re-encode): the file's Y, Cb and Cr planes are
+//! - **planar**: JPEG in, JPEG out, every step a resize (shrunk on load as
+//!   the general path does), flip, rotation, blur or grayscale (or none: a
+//!   re-encode): the file's Y, Cb and Cr planes are
 //!   worked on and encoded as they are, skipping chroma upsampling and two
 //!   colour conversions ([`planar`]);
 //! - **region**: the first step is a crop: only the rows and columns it
@@ -28,7 +29,7 @@ use image::metadata::Orientation;
 use image::{DynamicImage, ImageFormat};
 
 use super::{PipelineError, Plan, Probe, Rendition, StageTimes, default_format, guard, ops};
-use crate::recipe::{Format, Op, Output, Recipe};
+use crate::recipe::{Format, Op, Output, Recipe, Rotation};
 
 /// One step of an output on the image so far: in place when the pipeline
 /// owns the image and the step allows it, else [`ops::apply`].
@@ -48,8 +49,9 @@ pub(super) fn apply(
 
 /// What a fast path decoded.
 pub(super) enum Decoded {
-    /// The planes of the whole image, for an output that stays planar.
-    Planar(planar::Yuv),
+    /// The planes of the image (shrunk on load if the output starts by
+    /// shrinking), for an output that stays planar, and its full size.
+    Planar(planar::Yuv, (u32, u32)),
     /// The first step's crop, already applied: the output's other steps
     /// are left.
     Region(DynamicImage),
@@ -69,18 +71,20 @@ pub(super) fn decode(
     if probe.format != ImageFormat::Jpeg
         || !probe.scalable
         || probe.orientation != Orientation::NoTransforms
-        || plan.eighths != 8
     {
         return None;
     }
     let corrupt = |e: String| PipelineError::Corrupt(e);
     let scans = guard::MAX_JPEG_SCANS as u32;
-    if jpeg_quality(output, probe).is_some() && stays_planar(bytes, output) {
+    if jpeg_quality(output, probe).is_some() && stays_planar(bytes, plan, output) {
         return Some(
-            planar::decode(bytes, scans)
-                .map(Decoded::Planar)
+            planar::decode(bytes, scans, plan.eighths)
+                .map(|yuv| Decoded::Planar(yuv, probe.upright()))
                 .map_err(corrupt),
         );
+    }
+    if plan.eighths != 8 {
+        return None;
     }
     // A truncated file is refused whole, as the general path does, even
     // when the crop lies in the part that is there.
@@ -135,7 +139,7 @@ fn jpeg_quality(output: &Output, probe: &Probe) -> Option<u8> {
 /// Whether every step of `output` can run on the planes of this file: a
 /// YCbCr 4:2:0 or gray JPEG (what the RGB path writes too), each step
 /// one [`planar::supports`] at the size it sees.
-fn stays_planar(bytes: &[u8], output: &Output) -> bool {
+fn stays_planar(bytes: &[u8], plan: &Plan, output: &Output) -> bool {
     let Ok(header) = turbojpeg::read_header(bytes) else {
         return false;
     };
@@ -145,16 +149,25 @@ fn stays_planar(bytes: &[u8], output: &Output) -> bool {
         (turbojpeg::Colorspace::YCbCr, turbojpeg::Subsamp::Sub2x2)
             | (turbojpeg::Colorspace::Gray, turbojpeg::Subsamp::Gray)
     );
-    let mut size = (header.width, header.height);
+    let full = (header.width as u32, header.height as u32);
+    let mut size = (plan.decoded.0 as usize, plan.decoded.1 as usize);
     planar_colours
-        && output.ops.iter().all(|op| {
-            let ok = planar::supports(op, size, subsamp);
-            if matches!(
-                op,
-                Op::Rotate(crate::recipe::Rotation::R90 | crate::recipe::Rotation::R270)
-            ) {
-                size = (size.1, size.0);
-            }
+        && output.ops.iter().enumerate().all(|(step, op)| {
+            // The first step sees the full-size geometry even if decoding was scaled.
+            let nominal = if step == 0 {
+                full
+            } else {
+                (size.0 as u32, size.1 as u32)
+            };
+            let ok = planar::supports(op, size, nominal, subsamp);
+            size = match op {
+                Op::Rotate(Rotation::R90 | Rotation::R270) => (size.1, size.0),
+                Op::Resize(r) => {
+                    let (w, h) = ops::target_size(nominal, r);
+                    (w as usize, h as usize)
+                }
+                _ => size,
+            };
             ok
         })
 }
@@ -177,7 +190,7 @@ impl Decoded {
                 let size = (image.width(), image.height());
                 super::render_image(Cow::Owned(image), format, size, &rest, times)
             }
-            Decoded::Planar(yuv) => render_planar(yuv, format, output, times),
+            Decoded::Planar(yuv, full_size) => render_planar(yuv, format, full_size, output, times),
         }
     }
 }
@@ -185,14 +198,20 @@ impl Decoded {
 fn render_planar(
     mut yuv: planar::Yuv,
     source: ImageFormat,
+    full_size: (u32, u32),
     output: &Output,
     times: &mut StageTimes,
 ) -> Result<Rendition, PipelineError> {
     let _output = tracing::info_span!("render", output = %output.name).entered();
     let started = Instant::now();
-    for op in &output.ops {
+    for (i, op) in output.ops.iter().enumerate() {
         let _op = tracing::info_span!("operation", otel.name = op.name(), step = %op).entered();
-        yuv = planar::apply(yuv, op).map_err(|reason| PipelineError::Operation {
+        let nominal = if i == 0 {
+            full_size
+        } else {
+            (yuv.width as u32, yuv.height as u32)
+        };
+        yuv = planar::apply(yuv, op, nominal).map_err(|reason| PipelineError::Operation {
             op: op.name(),
             reason,
         })?;

@@ -5,7 +5,7 @@
 //! rotations move samples, so they are exact; a blur is linear, so blurring
 //! each plane (the chroma planes with the sigma scaled to their resolution)
 //! is blurring R, G and B up to rounding; grayscale is Rec. 709 luma
-//! computed from the planes.
+//! computed from the planes; a Lanczos resize is linear too.
 
 use libblur::{
     BlurImage, BlurImageMut, ConvolutionMode, EdgeMode, EdgeMode2D, FastBlurChannels,
@@ -13,6 +13,7 @@ use libblur::{
 };
 use turbojpeg::Subsamp;
 
+use super::super::ops;
 use crate::recipe::{FlipAxis, Op, Rotation};
 
 /// A YCbCr image, planes one after the other, rows unpadded (`align` 1):
@@ -69,13 +70,27 @@ impl Yuv {
     }
 }
 
-/// Whether `op` can run on the planes of a `width` x `height` image:
-/// flips and rotations must not move a chroma sample across a half-covered
-/// edge block, so the sides must be whole multiples of the subsampling.
-pub(super) fn supports(op: &Op, (width, height): (usize, usize), subsamp: Subsamp) -> bool {
+/// Whether `op` can run on the planes of a `width` x `height` image
+/// (`nominal`: the size its geometry is computed from): flips, rotations
+/// and resizes must not move a chroma sample across a half-covered edge
+/// block, so the sides (and a resize's result) must be whole multiples of
+/// the subsampling; a resize must not crop (`fit=cover`).
+pub(super) fn supports(
+    op: &Op,
+    (width, height): (usize, usize),
+    nominal: (u32, u32),
+    subsamp: Subsamp,
+) -> bool {
+    let whole = |w: usize, h: usize| w % subsamp.width() == 0 && h % subsamp.height() == 0;
     let whole_w = width % subsamp.width() == 0;
     let whole_h = height % subsamp.height() == 0;
     match op {
+        Op::Resize(r) => {
+            let target = ops::target_size(nominal, r);
+            target == ops::resized_size(nominal, r)
+                && whole(width, height)
+                && whole(target.0 as usize, target.1 as usize)
+        }
         Op::Flip(FlipAxis::Horizontal) => whole_w,
         Op::Flip(FlipAxis::Vertical) => whole_h,
         Op::Rotate(_) => whole_w && whole_h,
@@ -85,8 +100,9 @@ pub(super) fn supports(op: &Op, (width, height): (usize, usize), subsamp: Subsam
 }
 
 /// Apply one operation that [`supports`] accepted.
-pub(super) fn apply(image: Yuv, op: &Op) -> Result<Yuv, String> {
+pub(super) fn apply(image: Yuv, op: &Op, nominal: (u32, u32)) -> Result<Yuv, String> {
     Ok(match op {
+        Op::Resize(r) => resize(&image, ops::target_size(nominal, r))?,
         Op::Flip(FlipAxis::Horizontal) => each_in_place(image, |w, _, p| {
             p.chunks_exact_mut(w).for_each(<[u8]>::reverse);
         }),
@@ -128,6 +144,36 @@ fn rotate(image: &Yuv, clockwise: bool) -> Yuv {
         super::inplace::rotate_tiled::<1>(src, w, h, dst, clockwise);
     }
     out
+}
+
+/// Lanczos3 on each plane (`fast_image_resize`, as the RGB path), the
+/// chroma planes to their share of the new size.
+fn resize(image: &Yuv, (w, h): (u32, u32)) -> Result<Yuv, String> {
+    use fast_image_resize::images::{Image, ImageRef};
+    use fast_image_resize::{FilterType, PixelType, ResizeAlg, ResizeOptions, Resizer};
+    let mut out = Yuv {
+        width: w as usize,
+        height: h as usize,
+        subsamp: image.subsamp,
+        buf: Vec::new(),
+    };
+    let sizes = out.sizes();
+    out.buf = vec![0; sizes.iter().map(|(w, h)| w * h).sum()];
+    let options = ResizeOptions::new().resize_alg(ResizeAlg::Convolution(FilterType::Lanczos3));
+    let mut resizer = Resizer::new();
+    let mut rest = out.buf.as_mut_slice();
+    for ((sw, sh, src), (dw, dh)) in image.planes().into_iter().zip(sizes) {
+        let (dst, tail) = rest.split_at_mut(dw * dh);
+        rest = tail;
+        let error = |e: &dyn std::fmt::Display| format!("resize: {e}");
+        let src = ImageRef::new(sw as u32, sh as u32, src, PixelType::U8).map_err(|e| error(&e))?;
+        let mut dst = Image::from_slice_u8(dw as u32, dh as u32, dst, PixelType::U8)
+            .map_err(|e| error(&e))?;
+        resizer
+            .resize(&src, &mut dst, &options)
+            .map_err(|e| error(&e))?;
+    }
+    Ok(out)
 }
 
 /// A Gaussian blur of each plane: sigma in luma pixels, so divided by the
@@ -198,13 +244,19 @@ fn grayscale(image: Yuv) -> Yuv {
 }
 
 /// Decode `jpeg` (already probed: YCbCr 4:2:0 or gray, within the limits)
-/// to planes.
-pub(super) fn decode(jpeg: &[u8], scan_limit: u32) -> Result<Yuv, String> {
+/// to planes, at `eighths`/8 of its size.
+pub(super) fn decode(jpeg: &[u8], scan_limit: u32, eighths: u8) -> Result<Yuv, String> {
     let mut decompressor = turbojpeg::Decompressor::new().map_err(|e| e.to_string())?;
     decompressor
         .set_scan_limit(scan_limit)
         .map_err(|e| e.to_string())?;
+    if eighths < 8 {
+        decompressor
+            .set_scaling_factor(turbojpeg::ScalingFactor::new(usize::from(eighths), 8))
+            .map_err(|e| e.to_string())?;
+    }
     let header = decompressor.read_header(jpeg).map_err(|e| e.to_string())?;
+    let header = header.scaled(decompressor.scaling_factor());
     let len = turbojpeg::yuv_pixels_len(header.width, 1, header.height, header.subsamp)
         .map_err(|e| e.to_string())?;
     let mut image = turbojpeg::YuvImage {
