@@ -764,7 +764,17 @@ def main():
         help="also time examples/jpeg_floor on the thumb800 cases: libjpeg-turbo's scaled "
         "decode plus encode of the same file, the floor under a JPEG thumbnail",
     )
+    parser.add_argument(
+        "--all-threads",
+        action="store_true",
+        help="single-job latency with every core: no pinning, libvips at its default "
+        "concurrency (VIPS_CONCURRENCY unset), imgflow as the worker runs it",
+    )
     args = parser.parse_args()
+    if args.all_threads:
+        SINGLE_THREAD_ENV.clear()
+        os.environ.pop("VIPS_CONCURRENCY", None)
+        args.cpu = -1
 
     import pyvips
 
@@ -793,6 +803,8 @@ def main():
         os.sched_setaffinity(0, {args.cpu})  # inherited by every process started below
     env = environment(pyvips)
     env["pinned"] = f"CPU {args.cpu}" if args.cpu >= 0 else "not pinned"
+    if args.all_threads:
+        env["pinned"] = "not pinned, every process at its default thread count"
     if os.getloadavg()[0] > 1.0:
         log(f"compare: warning: load average {env['load']}; other work skews the timings")
 

@@ -13,8 +13,8 @@ use libblur::{
 };
 use turbojpeg::Subsamp;
 
-use super::super::ops;
-use crate::recipe::{FlipAxis, Op, Rotation};
+use super::super::{ops, watermark};
+use crate::recipe::{FlipAxis, Op, Rotation, Watermark};
 
 /// A YCbCr image, planes one after the other, rows unpadded (`align` 1):
 /// the layout libjpeg-turbo's `tj3DecompressToYUV8` writes and
@@ -95,6 +95,8 @@ pub(super) fn supports(
         Op::Flip(FlipAxis::Vertical) => whole_h,
         Op::Rotate(_) => whole_w && whole_h,
         Op::Blur { .. } | Op::Grayscale => true,
+        // A gray JPEG would gain colour channels: the RGB path does that.
+        Op::Watermark(_) => subsamp == Subsamp::Sub2x2,
         _ => false,
     }
 }
@@ -111,6 +113,7 @@ pub(super) fn apply(image: Yuv, op: &Op, nominal: (u32, u32)) -> Result<Yuv, Str
         Op::Rotate(r) => rotate(&image, *r == Rotation::R90),
         Op::Blur { sigma } => blur(image, *sigma)?,
         Op::Grayscale => grayscale(image),
+        Op::Watermark(w) => watermark(image, w),
         _ => return Err(format!("{} is not a planar operation", op.name())),
     })
 }
@@ -241,6 +244,65 @@ fn grayscale(image: Yuv) -> Yuv {
         subsamp: Subsamp::Gray,
         buf: out,
     }
+}
+
+/// The text blended into the planes. "Over" is a convex combination and
+/// RGB -> YCbCr is affine, so blending Y, Cb and Cr with the colour's own
+/// Y, Cb and Cr is blending R, G and B; a chroma sample takes the mean
+/// opacity of the pixels it serves.
+fn watermark(mut image: Yuv, w: &Watermark) -> Yuv {
+    let (width, height) = (image.width, image.height);
+    let mask = watermark::mask(w, width as u32, height as u32);
+    let [r, g, b] = w.color.0.map(f32::from);
+    let colour = [
+        0.299 * r + 0.587 * g + 0.114 * b,
+        -0.168_736 * r - 0.331_264 * g + 0.5 * b + 128.0,
+        0.5 * r - 0.418_688 * g - 0.081_312 * b + 128.0,
+    ];
+    let blend = |v: &mut u8, c: f32, a: f32| {
+        *v = (c * a + f32::from(*v) * (1.0 - a))
+            .round()
+            .clamp(0.0, 255.0) as u8;
+    };
+    let (sw, sh) = (image.subsamp.width(), image.subsamp.height());
+    let (mx, my) = (mask.left as usize, mask.top as usize);
+    let (mw, mh) = (mask.width as usize, mask.height as usize);
+    let alpha = |x: usize, y: usize| -> f32 {
+        if x < mx || y < my || x >= mx + mw || y >= my + mh {
+            0.0
+        } else {
+            mask.alpha[(y - my) * mw + (x - mx)]
+        }
+    };
+    let mut planes = image.planes_mut();
+    for (i, (pw, _, plane)) in planes.iter_mut().enumerate() {
+        if i == 0 {
+            for y in my..my + mh {
+                for x in mx..mx + mw {
+                    let a = alpha(x, y);
+                    if a > 0.0 {
+                        blend(&mut plane[y * *pw + x], colour[0], a);
+                    }
+                }
+            }
+            continue;
+        }
+        for cy in my / sh..(my + mh).div_ceil(sh) {
+            for cx in mx / sw..(mx + mw).div_ceil(sw) {
+                let mut sum = 0.0;
+                for y in cy * sh..((cy + 1) * sh).min(height) {
+                    for x in cx * sw..((cx + 1) * sw).min(width) {
+                        sum += alpha(x, y);
+                    }
+                }
+                if sum > 0.0 {
+                    blend(&mut plane[cy * *pw + cx], colour[i], sum / (sw * sh) as f32);
+                }
+            }
+        }
+    }
+    drop(planes);
+    image
 }
 
 /// Decode `jpeg` (already probed: YCbCr 4:2:0 or gray, within the limits)

@@ -82,6 +82,7 @@ fn jpeg_to_jpeg_geometry_blur_and_grayscale_take_the_planar_path() {
         "resize,w=480/jpeg",
         // Shrunk on load to 320x212 first.
         "resize,h=106/rotate,deg=90/jpeg",
+        "watermark,text=imgflow/jpeg",
     ] {
         assert!(
             matches!(decoded_by(steps, &jpeg), Some(Decoded::Planar(..))),
@@ -123,6 +124,8 @@ fn the_planar_path_is_as_faithful_as_the_rgb_path() {
         "grayscale/",
         "resize,w=480/",
         "resize,h=106/flip,dir=h/",
+        "watermark,text=imgflow,size=48,opacity=0.5/",
+        "watermark,text=Hello,pos=center,size=30,color=ff2000,opacity=1/",
     ] {
         let jpeg_steps = format!("{steps}jpeg,q=80");
         let reference = image_of(&general(&format!("{steps}png"), &jpeg));
