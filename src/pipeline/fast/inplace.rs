@@ -97,14 +97,14 @@ pub(super) fn rotate_tiled<const C: usize>(
     for ty in (0..h).step_by(TILE) {
         for tx in (0..w).step_by(TILE) {
             for y in ty..(ty + TILE).min(h) {
-                let row = &src[y * w..(y + 1) * w];
-                for x in tx..(tx + TILE).min(w) {
+                let row = &src[y * w + tx..y * w + (tx + TILE).min(w)];
+                for (x, &pixel) in (tx..).zip(row) {
                     let (dx, dy) = if clockwise {
                         (h - 1 - y, x)
                     } else {
                         (y, w - 1 - x)
                     };
-                    dst[dy * h + dx] = row[x];
+                    dst[dy * h + dx] = pixel;
                 }
             }
         }

@@ -81,9 +81,11 @@ pub(super) fn supports(
     nominal: (u32, u32),
     subsamp: Subsamp,
 ) -> bool {
-    let whole = |w: usize, h: usize| w % subsamp.width() == 0 && h % subsamp.height() == 0;
-    let whole_w = width % subsamp.width() == 0;
-    let whole_h = height % subsamp.height() == 0;
+    let whole = |w: usize, h: usize| {
+        w.is_multiple_of(subsamp.width()) && h.is_multiple_of(subsamp.height())
+    };
+    let whole_w = width.is_multiple_of(subsamp.width());
+    let whole_h = height.is_multiple_of(subsamp.height());
     match op {
         Op::Resize(r) => {
             let target = ops::target_size(nominal, r);
