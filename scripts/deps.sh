@@ -3,12 +3,13 @@
 #   scripts/deps.sh build   cmake and nasm, to build the bundled libjpeg-turbo
 #   scripts/deps.sh test    the above, plus ImageMagick and libvips's tools,
 #                           the independent references the tests compare with,
-#                           and Chromium for the browser tests
+#                           Chromium for the browser tests, and rclone (a
+#                           drop-in client the docs show)
 set -euo pipefail
 
 packages=(cmake nasm)
 if [ "${1:-build}" = test ]; then
-    packages+=(imagemagick libvips-tools chromium)
+    packages+=(imagemagick libvips-tools chromium rclone)
 fi
 
 missing=()

@@ -1,11 +1,16 @@
 //! The only place SDK clients are built, and the small SQS helpers every
 //! queue reader shares.
 
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use aws_config::BehaviorVersion;
 use aws_config::timeout::TimeoutConfig;
-use aws_sdk_s3::config::{Credentials, Region};
+use aws_sdk_s3::config::{ConfigBag, Credentials, Intercept, Region, RuntimeComponents};
+use aws_smithy_runtime_api::box_error::BoxError;
+use aws_smithy_runtime_api::client::interceptors::context::FinalizerInterceptorContextRef;
+use aws_smithy_runtime_api::client::orchestrator::Metadata;
 
 use crate::config::{AwsConfig, Resources};
 
@@ -13,6 +18,8 @@ use crate::config::{AwsConfig, Resources};
 pub struct Clients {
     pub s3: aws_sdk_s3::Client,
     pub sqs: aws_sdk_sqs::Client,
+    /// Every S3 request these clients sent and S3 answered, by operation and status.
+    pub calls: Calls,
 }
 
 impl Clients {
@@ -40,13 +47,16 @@ impl Clients {
             ));
         }
         let shared = loader.load().await;
+        let calls = Calls::default();
         let s3 = aws_sdk_s3::config::Builder::from(&shared)
             // LocalStack (and most S3 look-alikes) need path-style addressing.
             .force_path_style(config.endpoint().is_some())
+            .interceptor(calls.clone())
             .build();
         Clients {
             s3: aws_sdk_s3::Client::from_conf(s3),
             sqs: aws_sdk_sqs::Client::new(&shared),
+            calls,
         }
     }
 }
@@ -106,4 +116,57 @@ pub async fn reachable(clients: &Clients, resources: &Resources) -> Result<(), S
             )
         })?;
     Ok(())
+}
+
+/// S3 requests counted by operation and HTTP status (each attempt S3
+/// answered; presigning sends nothing and counts nothing): calls are money on AWS and the ceiling on LocalStack, and the
+/// tests assert how many a flow makes.
+#[derive(Clone, Debug, Default)]
+pub struct Calls(Arc<Mutex<BTreeMap<(String, u16), u64>>>);
+
+impl Calls {
+    /// How many `operation` requests answered `status` (`None`: any status).
+    pub fn count(&self, operation: &str, status: Option<u16>) -> u64 {
+        let counts = self.0.lock().expect("calls lock");
+        counts
+            .iter()
+            .filter(|((op, st), _)| op == operation && status.is_none_or(|s| s == *st))
+            .map(|(_, n)| n)
+            .sum()
+    }
+
+    /// Every count so far: ((operation, status), requests).
+    pub fn snapshot(&self) -> BTreeMap<(String, u16), u64> {
+        self.0.lock().expect("calls lock").clone()
+    }
+}
+
+impl Intercept for Calls {
+    fn name(&self) -> &'static str {
+        "imgflow::aws::Calls"
+    }
+
+    fn read_after_attempt(
+        &self,
+        context: &FinalizerInterceptorContextRef<'_>,
+        _runtime_components: &RuntimeComponents,
+        cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        // No response: presigned (never sent), or S3 never answered.
+        let Some(response) = context.response() else {
+            return Ok(());
+        };
+        let status = response.status().as_u16();
+        let operation = cfg
+            .load::<Metadata>()
+            .map_or("unknown", |m| m.name())
+            .to_owned();
+        *self
+            .0
+            .lock()
+            .expect("calls lock")
+            .entry((operation, status))
+            .or_default() += 1;
+        Ok(())
+    }
 }

@@ -6,9 +6,40 @@ use anyhow::Context;
 use aws_sdk_sqs::types::{Message, MessageSystemAttributeName};
 
 use crate::aws::{Clients, queue_url, receive_count};
-use crate::config::Resources;
+use crate::config::{AwsConfig, Resources};
 use crate::event::{self, Notification};
 use crate::store::Store;
+
+/// `imgflow dlq list|redrive`.
+#[derive(clap::Args)]
+pub struct DlqArgs {
+    #[command(subcommand)]
+    action: DlqAction,
+    #[command(flatten)]
+    pub aws: AwsConfig,
+    #[command(flatten)]
+    resources: Resources,
+    /// At most this many messages
+    #[arg(long, default_value_t = 100, global = true)]
+    max: usize,
+}
+
+#[derive(clap::Subcommand, Clone, Copy)]
+enum DlqAction {
+    /// Show each message, the objects it names and why it is there
+    List,
+    /// Move the messages back to the job queue, to be processed again
+    Redrive,
+}
+
+/// Run `imgflow dlq`.
+pub async fn run(args: &DlqArgs) -> anyhow::Result<()> {
+    let clients = Clients::new(&args.aws).await;
+    match args.action {
+        DlqAction::List => print_list(&clients, &args.resources, args.max).await,
+        DlqAction::Redrive => print_redrive(&clients, &args.resources, args.max).await,
+    }
+}
 
 /// One dead-lettered message.
 #[derive(Debug, Clone)]

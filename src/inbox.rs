@@ -3,7 +3,8 @@
 //!
 //! Anything that writes to the inbox can start a job; the API is only one
 //! writer. `aws s3 cp photo.jpg s3://imgflow-inbox/a/photo.jpg --metadata
-//! recipe=resize,w=800` works just as well.
+//! '{"recipe":"resize,w=800"}'` works just as well (the CLI's shorthand
+//! form would split the recipe at its comma: see [`mangled_recipe`]).
 
 use uuid::Uuid;
 
@@ -16,6 +17,39 @@ pub const META_JOB_ID: &str = "job-id";
 /// User metadata (`x-amz-meta-traceparent`): the W3C trace context of the
 /// request that made the upload, so the job's trace links back to it.
 pub const META_TRACEPARENT: &str = "traceparent";
+
+/// The parameter names of recipe steps (`resize,w=…`): user metadata under
+/// one of these names beside a `recipe` is the rest of a recipe that a
+/// client split at its commas (the AWS CLI's `--metadata` shorthand does).
+const RECIPE_PARAMETERS: &[&str] = &[
+    "w", "h", "fit", "gravity", "up", "x", "y", "deg", "dir", "text", "pos", "size", "color",
+    "opacity", "margin", "sigma", "amount", "q", "bg", "lossless",
+];
+
+/// Stable error code of a recipe that a client split at its commas.
+pub const RECIPE_MANGLED: &str = "recipe_mangled";
+
+/// Why the metadata's recipe looks split at its commas, or `None` when it
+/// does not. Such a job must fail: the part that is left may still parse
+/// (`blur` without its `sigma`), into silently different outputs.
+pub fn mangled_recipe(metadata: &std::collections::HashMap<String, String>) -> Option<String> {
+    let recipe = metadata.get(META_RECIPE)?;
+    let mut stray: Vec<String> = metadata
+        .iter()
+        .filter(|(key, _)| RECIPE_PARAMETERS.contains(&key.as_str()))
+        .map(|(key, value)| format!("{key}={value:?}"))
+        .collect();
+    if stray.is_empty() {
+        return None;
+    }
+    stray.sort();
+    Some(format!(
+        "the recipe {recipe:?} came with metadata that looks like the rest of it ({}): the \
+         client split the recipe at its commas (the AWS CLI's --metadata shorthand does). Send \
+         it whole, e.g. --metadata '{{\"recipe\":\"...\"}}', or with `;` instead of `,`",
+        stray.join(", ")
+    ))
+}
 
 /// Folder of the inbox (and so of the outbox) that holds one API job.
 pub fn job_prefix(job_id: Uuid) -> String {
@@ -73,6 +107,25 @@ pub fn legacy_id(key: &str) -> Option<&str> {
         .strip_prefix(LEGACY_NEWEST_FIRST)
         .or_else(|| key.strip_prefix(LEGACY_PREFIX))?;
     rest.split('/').next()
+}
+
+/// Is `key` one the API wrote for the job named in its `job-id` metadata?
+/// Those keys are written once (presigned PUTs and the old API's writes
+/// carry `If-None-Match: *`, and each job has a fresh id), so no newer
+/// upload of them can appear while a job runs: the worker skips its check
+/// for one. Every other key (files dropped in the bucket) is checked.
+pub fn written_once(key: &str, job_id: Option<&str>) -> bool {
+    let Some(job_id) = job_id else {
+        return false;
+    };
+    let under = |prefix: String| {
+        key.strip_prefix(&prefix)
+            .is_some_and(|file| !file.is_empty() && !file.contains('/'))
+    };
+    match Uuid::parse_str(job_id) {
+        Ok(uuid) if job_id == uuid.to_string() && under(job_prefix(uuid)) => true,
+        _ => legacy_prefix(job_id).is_some_and(under),
+    }
 }
 
 /// The inbox key the API chooses for an upload: the job's folder and a
@@ -160,6 +213,55 @@ mod tests {
         assert!(later < earlier);
         let uuid_folder = "api/ffffffff-ffff-ffff-ffff-ffffffffffff/a.png".to_owned();
         assert!(uuid_folder < later);
+    }
+
+    #[test]
+    fn only_keys_the_api_wrote_for_their_job_count_as_written_once() {
+        let job = Uuid::new_v4();
+        let key = upload_key(job, "cat.jpg");
+        assert!(written_once(&key, Some(&job.to_string())));
+        assert!(!written_once(&key, None), "no job id: dropped in by hand");
+        assert!(!written_once(&key, Some(&Uuid::new_v4().to_string())));
+        assert!(!written_once("photos/cat.jpg", Some(&job.to_string())));
+        assert!(!written_once(
+            &format!("{key}/deeper.jpg"),
+            Some(&job.to_string())
+        ));
+        let id = new_legacy_id(std::time::SystemTime::now(), Uuid::new_v4());
+        assert!(written_once(&legacy_key(&id, "a b.png"), Some(&id)));
+        assert!(!written_once(&legacy_key(&id, "a.png"), Some("n")));
+    }
+
+    #[test]
+    fn a_recipe_split_at_its_commas_is_recognised() {
+        let meta = |pairs: &[(&str, &str)]| {
+            pairs
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect()
+        };
+        let split = meta(&[("recipe", "thumb:resize"), ("w", "200/jpeg")]);
+        let why = mangled_recipe(&split).unwrap();
+        assert!(
+            why.contains("\"thumb:resize\"") && why.contains("w=\"200/jpeg\""),
+            "{why}"
+        );
+        assert_eq!(mangled_recipe(&meta(&[("recipe", "resize,w=1")])), None);
+        assert_eq!(mangled_recipe(&meta(&[("w", "1"), ("job-id", "j")])), None);
+        assert_eq!(
+            mangled_recipe(&meta(&[("recipe", "blur"), ("owner", "me")])),
+            None
+        );
+    }
+
+    #[test]
+    fn a_semicolon_stands_for_a_comma_so_clients_that_split_at_commas_cannot() {
+        use crate::recipe::Recipe;
+        let with_commas = Recipe::parse("thumb:resize,w=200,h=100,fit=cover/jpeg,q=80").unwrap();
+        let without = Recipe::parse("thumb:resize;w=200;h=100;fit=cover/jpeg;q=80").unwrap();
+        assert_eq!(with_commas, without);
+        let err = Recipe::parse("resize;w=2x").unwrap_err();
+        assert_eq!(err.column, 10, "{err}");
     }
 
     #[test]

@@ -18,7 +18,7 @@
 //! - [`store`] is every S3 object call on the inbox and outbox; [`aws`] is
 //!   the only place SDK clients are built; [`setup`] creates the buckets,
 //!   queues and notification; [`client`] is `imgflow submit`; [`dlq`] is
-//!   `imgflow dlq`; [`process`] is `imgflow process`; [`telemetry`] is logs,
+//!   `imgflow dlq`; [`backfill`] is `imgflow backfill`; [`process`] is `imgflow process`; [`telemetry`] is logs,
 //!   traces and metrics; [`sandbox`] runs the pipeline on untrusted bytes
 //!   in confined child processes.
 //! - [`config`] is every setting and its default; it imports only the pure
@@ -30,6 +30,7 @@
 pub mod api;
 pub mod app;
 pub mod aws;
+pub mod backfill;
 pub mod client;
 pub mod config;
 pub mod dlq;

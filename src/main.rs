@@ -6,13 +6,16 @@ use std::net::SocketAddr;
 use clap::{Args, Parser, Subcommand};
 use imgflow::app::{self, App};
 use imgflow::aws::Clients;
+use imgflow::backfill::{self, BackfillArgs};
 use imgflow::client::{self, SubmitArgs};
 use imgflow::config::{
-    ApiConfig, AwsConfig, CorsOrigins, QueueConfig, Resources, ServiceConfig, WorkerConfig,
+    ApiConfig, AwsConfig, CorsOrigins, PresetConfig, QueueConfig, Resources, ServiceConfig,
+    WorkerConfig,
 };
+use imgflow::dlq::{self, DlqArgs};
 use imgflow::process::{self, ProcessArgs};
+use imgflow::setup;
 use imgflow::telemetry::{self, LogFormat};
-use imgflow::{dlq, setup};
 
 #[derive(Parser)]
 #[command(
@@ -49,6 +52,8 @@ enum Command {
     Submit(SubmitArgs),
     /// List the dead-letter queue, or send its messages back to the job queue
     Dlq(DlqArgs),
+    /// Enqueue jobs for objects already in the inbox (resumable, rate-limited)
+    Backfill(BackfillArgs),
     /// Exit 0 when a health URL answers 2xx (a container's HEALTHCHECK)
     Healthcheck(HealthcheckArgs),
 }
@@ -92,27 +97,9 @@ struct SetupArgs {
     queue: QueueConfig,
     #[command(flatten)]
     cors: CorsOrigins,
-}
-
-#[derive(Args)]
-struct DlqArgs {
-    #[command(subcommand)]
-    action: DlqAction,
+    /// Checked (each route must name a preset) and printed for the workers
     #[command(flatten)]
-    aws: AwsConfig,
-    #[command(flatten)]
-    resources: Resources,
-    /// At most this many messages
-    #[arg(long, default_value_t = 100, global = true)]
-    max: usize,
-}
-
-#[derive(Subcommand, Clone, Copy)]
-enum DlqAction {
-    /// Show each message, the objects it names and why it is there
-    List,
-    /// Move the messages back to the job queue, to be processed again
-    Redrive,
+    presets: PresetConfig,
 }
 
 #[derive(Args)]
@@ -175,6 +162,7 @@ impl Command {
             Command::Worker(a) => Some(&a.service.aws),
             Command::Setup(a) => Some(&a.aws),
             Command::Dlq(a) => Some(&a.aws),
+            Command::Backfill(a) => Some(&a.aws),
             Command::Process(_) | Command::Submit(_) | Command::Healthcheck(_) => None,
         }
     }
@@ -225,6 +213,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
             .await
         }
         Command::Setup(args) => {
+            let presets = args.presets.presets()?;
             let clients = Clients::new(&args.aws).await;
             let report = setup::setup(&clients, &args.resources, &args.queue).await?;
             setup::cors(&clients, &args.resources, &args.cors.list()).await?;
@@ -232,17 +221,13 @@ async fn run(command: Command) -> anyhow::Result<()> {
                 "ready: inbox s3://{} → queue {} (DLQ {}) → outbox s3://{}",
                 args.resources.inbox, report.queue_url, report.dlq_url, args.resources.outbox
             );
+            print!("{}", imgflow::recipe::routes_note(presets.routes()));
             Ok(())
         }
         Command::Process(args) => process::process(&args),
         Command::Submit(args) => client::submit(&args).await,
         Command::Healthcheck(args) => client::healthcheck(&args.url).await,
-        Command::Dlq(args) => {
-            let clients = Clients::new(&args.aws).await;
-            match args.action {
-                DlqAction::List => dlq::print_list(&clients, &args.resources, args.max).await,
-                DlqAction::Redrive => dlq::print_redrive(&clients, &args.resources, args.max).await,
-            }
-        }
+        Command::Dlq(args) => dlq::run(&args).await,
+        Command::Backfill(args) => backfill::run(&args).await,
     }
 }

@@ -73,6 +73,9 @@ pub struct Manifest {
     /// The preset the recipe came from, if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub preset: Option<String>,
+    /// The route (`--route PREFIX=PRESET`) that chose the preset, if one did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub route: Option<crate::recipe::Route>,
     pub outputs: Vec<OutputRef>,
     pub timings: Timings,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -198,6 +201,7 @@ mod tests {
             },
             recipe: None,
             preset: None,
+            route: None,
             outputs: vec![],
             timings: Timings::default(),
             error: Some(JobError {

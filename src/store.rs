@@ -18,15 +18,18 @@ use bytes::Bytes;
 use crate::config::Resources;
 use crate::outbox::{self, META_OWN_OUTPUT, Manifest};
 
+mod finished;
+pub use finished::Announced;
+
 /// The inbox and the outbox, through one S3 client.
 #[derive(Clone, Debug)]
 pub struct Store {
     s3: aws_sdk_s3::Client,
     inbox: String,
     outbox: String,
-    /// Under `imgflow up`: the manifest keys this process writes, so the
-    /// API hears of finished jobs without asking S3.
-    finished: Option<tokio::sync::broadcast::Sender<String>>,
+    /// Under `imgflow up`: the manifests this process writes, so the API
+    /// hears of finished jobs (and reads them) without asking S3.
+    finished: Option<tokio::sync::broadcast::Sender<Announced>>,
 }
 
 /// What reading a source object at the event's ETag found.
@@ -111,14 +114,19 @@ impl Store {
     }
 
     /// Announce every manifest this store writes on `finished`.
-    pub fn announcing(mut self, finished: tokio::sync::broadcast::Sender<String>) -> Store {
+    pub fn announcing(mut self, finished: tokio::sync::broadcast::Sender<Announced>) -> Store {
         self.finished = Some(finished);
         self
     }
 
     /// The manifest keys written in this process, when the worker runs here too.
-    pub fn finished_here(&self) -> Option<tokio::sync::broadcast::Receiver<String>> {
+    pub fn finished_here(&self) -> Option<tokio::sync::broadcast::Receiver<Announced>> {
         self.finished.as_ref().map(|sender| sender.subscribe())
+    }
+
+    /// Does this store announce the manifests it writes (`imgflow up`)?
+    pub fn announces(&self) -> bool {
+        self.finished.is_some()
     }
 
     pub fn inbox(&self) -> &str {
@@ -161,7 +169,10 @@ impl Store {
         Ok(url.uri().to_owned())
     }
 
-    /// Write an upload into the inbox (the old API does; everything else uploads itself).
+    /// Write an upload into the inbox (the old API does; everything else
+    /// uploads itself). Only if the key is new (`If-None-Match: *`), as the
+    /// presigned PUTs: keys the API hands out are written once, so the
+    /// worker need not check for a newer upload of them.
     pub async fn put_inbox(
         &self,
         key: &str,
@@ -172,6 +183,7 @@ impl Store {
             .put_object()
             .bucket(&self.inbox)
             .key(key)
+            .if_none_match("*")
             .set_metadata(Some(metadata))
             .body(ByteStream::from(bytes))
             .send()
@@ -248,7 +260,10 @@ impl Store {
         self.put_output(&key, "application/json", body).await?;
         if let Some(finished) = &self.finished {
             // Nobody listening is fine: then nobody waits.
-            let _ = finished.send(key.clone());
+            let _ = finished.send(Announced {
+                key: key.clone(),
+                manifest: std::sync::Arc::new(manifest.clone()),
+            });
         }
         Ok(key)
     }
@@ -365,6 +380,62 @@ impl Store {
             .send()
             .await;
         Ok(found(object, || format!("reading s3://{}/{key}", self.outbox))?.map(|o| o.body))
+    }
+}
+
+/// One object of an inbox listing.
+pub struct Listed {
+    pub key: String,
+    /// Without quotes.
+    pub etag: Option<String>,
+    pub size: u64,
+}
+
+impl Store {
+    /// One listing page (up to 1,000 objects, in key order) of the inbox
+    /// under `prefix` after the key `start_after`; `more`: another page follows.
+    pub async fn list_inbox(
+        &self,
+        prefix: &str,
+        start_after: Option<String>,
+    ) -> anyhow::Result<(Vec<Listed>, bool)> {
+        let listing = self
+            .s3
+            .list_objects_v2()
+            .bucket(&self.inbox)
+            .prefix(prefix)
+            .set_start_after(start_after)
+            .send()
+            .await
+            .with_context(|| format!("listing s3://{}/{prefix}", self.inbox))?;
+        let listed = listing
+            .contents()
+            .iter()
+            .filter_map(|o| {
+                Some(Listed {
+                    key: o.key()?.to_owned(),
+                    etag: o.e_tag().map(|e| e.trim_matches('"').to_owned()),
+                    size: o.size().and_then(|s| u64::try_from(s).ok()).unwrap_or(0),
+                })
+            })
+            .collect();
+        Ok((listed, listing.is_truncated().unwrap_or(false)))
+    }
+
+    /// An inbox object's user metadata; `None` once deleted.
+    pub async fn source_metadata(
+        &self,
+        key: &str,
+    ) -> anyhow::Result<Option<HashMap<String, String>>> {
+        let head = self
+            .s3
+            .head_object()
+            .bucket(&self.inbox)
+            .key(key)
+            .send()
+            .await;
+        let head = found(head, || format!("checking s3://{}/{key}", self.inbox))?;
+        Ok(head.map(|h| h.metadata.unwrap_or_default()))
     }
 }
 

@@ -24,7 +24,7 @@ use uuid::Uuid;
 use super::AppState;
 use super::error::{ApiError, ApiQuery, Problem};
 use super::jobs::{self, TokenQuery};
-use super::watch::Seen;
+use super::watch::{Seen, Target};
 
 /// Longest life of one event stream.
 pub const MAX_STREAM: Duration = Duration::from_secs(55);
@@ -47,7 +47,7 @@ pub async fn events(
     ApiQuery(_token): ApiQuery<TokenQuery>,
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
     let job_id = jobs::parse_id(&job_id)?;
-    let seen = state.watcher.subscribe(job_id);
+    let seen = state.watcher.subscribe(Target::Job(job_id), false);
     let deadline = Instant::now() + MAX_STREAM;
     let start = Follow {
         state,
@@ -113,7 +113,7 @@ impl Follow {
                             .unwrap_or_default(),
                     );
                 }
-                Seen::Unknown | Seen::Pending => {}
+                Seen::Unknown | Seen::Unavailable(_) | Seen::Pending => {}
             }
             match tokio::time::timeout_at(self.deadline, self.seen.changed()).await {
                 Ok(Ok(())) => continue,

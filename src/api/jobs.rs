@@ -10,6 +10,7 @@ use uuid::Uuid;
 
 use super::AppState;
 use super::error::{ApiError, ApiQuery, Problem};
+use super::watch::{Target, Watcher};
 use crate::inbox;
 use crate::outbox::{JobError, Manifest};
 
@@ -82,8 +83,14 @@ pub async fn get(
 ) -> Result<Json<JobView>, ApiError> {
     let job_id = parse_id(&job_id)?;
     let wait = Duration::from_secs(query.wait.unwrap_or(0).min(MAX_WAIT_SECS));
-    let folder = inbox::job_prefix(job_id);
-    let manifest = super::poll(wait, || state.store.find_manifest(&folder)).await?;
+    let manifest = if wait.is_zero() {
+        let folder = inbox::job_prefix(job_id);
+        state.store.find_manifest(&folder).await?.map(Arc::new)
+    } else {
+        // The process's one watcher: no S3 call at all under `imgflow up`.
+        let seen = state.watcher.subscribe(Target::Job(job_id), false);
+        Watcher::finished(seen, wait).await?
+    };
     Ok(Json(match manifest {
         Some(manifest) => view(&state, job_id, &manifest).await?,
         None => JobView::pending(job_id),

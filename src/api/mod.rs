@@ -173,29 +173,6 @@ async fn healthz() -> &'static str {
     "ok"
 }
 
-/// Ask `check` until it finds something or `wait` has passed (it is asked at
-/// least once): every 20 ms at first, since most jobs take tens of
-/// milliseconds, backing off to every 250 ms.
-async fn poll<T, F, Fut>(wait: Duration, mut check: F) -> anyhow::Result<Option<T>>
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = anyhow::Result<Option<T>>>,
-{
-    let deadline = tokio::time::Instant::now() + wait;
-    let mut every = Duration::from_millis(20);
-    loop {
-        if let Some(found) = check().await? {
-            return Ok(Some(found));
-        }
-        let now = tokio::time::Instant::now();
-        if now >= deadline {
-            return Ok(None);
-        }
-        tokio::time::sleep(every.min(deadline - now)).await;
-        every = (every * 3 / 2).min(Duration::from_millis(250));
-    }
-}
-
 /// Serve until `shutdown` fires, then finish in-flight requests.
 pub async fn serve(
     listener: TcpListener,

@@ -126,6 +126,8 @@ pub async fn create(
         metadata,
     };
     let presigned = state.store.presign_upload(upload, expiry).await?;
+    // Its first `?wait=` need not look before the job can have run.
+    state.watcher.presigned(job_id);
 
     let headers = presigned
         .headers()

@@ -16,7 +16,7 @@ mod browser;
 pub use browser::{BrowserConfig, CorsOrigins, DEFAULT_JOB_TOKEN_SECS};
 
 use crate::pipeline::Limits;
-use crate::recipe::{Presets, Recipe, RecipeError};
+use crate::recipe::{Presets, Recipe, RecipeError, Route};
 
 pub const LOCALSTACK_ENDPOINT: &str = "http://127.0.0.1:4566";
 
@@ -154,6 +154,10 @@ pub struct PresetConfig {
     /// The preset used for uploads that name neither a recipe nor a preset
     #[arg(long, env = "IMGFLOW_DEFAULT_PRESET", default_value = "default")]
     pub default_preset: String,
+
+    /// For objects naming neither: PREFIX=PRESET, the longest matching prefix wins; repeat, or separate with spaces
+    #[arg(long = "route", env = "IMGFLOW_ROUTES", value_delimiter = ' ', value_parser = Route::parse)]
+    pub routes: Vec<Route>,
 }
 
 /// Built in, and replaceable by configuring a preset of the same name.
@@ -163,21 +167,30 @@ pub const BUILTIN_PRESETS: &[(&str, &str)] = &[
         "thumb:resize,w=256,h=256,fit=cover/jpeg+web:resize,w=1280,h=1280/jpeg",
     ),
     ("thumbnail", "thumb:resize,w=256,h=256,fit=cover/jpeg"),
+    // A square profile picture, and the same at twice the density.
+    (
+        "avatar",
+        "avatar:resize,w=128,h=128,fit=cover/webp+avatar-2x:resize,w=256,h=256,fit=cover/webp",
+    ),
+    // A social-media card (Open Graph, 1.91:1).
+    ("og", "og:resize,w=1200,h=630,fit=cover/jpeg,q=85"),
 ];
 
 impl PresetConfig {
-    /// Built-in presets overlaid with the configured ones.
+    /// Built-in presets overlaid with the configured ones, and the routes
+    /// (each must name one of them).
     pub fn presets(&self) -> Result<Presets, RecipeError> {
         let mut map = BTreeMap::new();
         for (name, text) in BUILTIN_PRESETS {
             map.insert((*name).to_owned(), Recipe::parse(text)?);
         }
         map.extend(self.presets.iter().cloned());
-        Presets::new(map, self.default_preset.clone())
+        Presets::new(map, self.default_preset.clone())?.with_routes(self.routes.clone())
     }
 }
 
-fn parse_preset(s: &str) -> Result<(String, Recipe), String> {
+/// `NAME=RECIPE`, as `--preset` takes it.
+pub fn parse_preset(s: &str) -> Result<(String, Recipe), String> {
     let (name, recipe) = s
         .split_once('=')
         .ok_or_else(|| format!("expected NAME=RECIPE, found {s:?}"))?;

@@ -5,6 +5,7 @@ fn builtin_presets_parse() {
     let config = PresetConfig {
         presets: vec![],
         default_preset: "default".into(),
+        routes: vec![],
     };
     let presets = config.presets().unwrap();
     assert_eq!(presets.resolve(None, None).unwrap().recipe.outputs.len(), 2);
@@ -55,4 +56,27 @@ fn localstack_is_the_default_endpoint() {
         ..aws
     };
     assert_eq!(real.endpoint(), None);
+}
+
+#[test]
+fn a_route_to_an_unknown_preset_is_refused_at_start() {
+    let mut config = PresetConfig {
+        presets: vec![],
+        default_preset: "default".into(),
+        routes: vec![Route::parse("avatars/=avatar").unwrap()],
+    };
+    let presets = config.presets().unwrap();
+    let resolved = presets.resolve_for("avatars/me.png", None, None).unwrap();
+    assert_eq!(resolved.preset.as_deref(), Some("avatar"));
+    assert_eq!(resolved.route, Some(config.routes[0].clone()));
+    // Metadata wins over a route.
+    let own = presets
+        .resolve_for("avatars/me.png", None, Some("og"))
+        .unwrap();
+    assert_eq!((own.preset.as_deref(), own.route), (Some("og"), None));
+    config.routes.push(Route::parse("x/=nope").unwrap());
+    assert_eq!(
+        config.presets().unwrap_err(),
+        RecipeError::UnknownPreset("nope".into())
+    );
 }

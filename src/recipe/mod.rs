@@ -19,12 +19,14 @@
 mod cost;
 mod parse;
 mod preset;
+mod route;
 mod value;
 
 use std::fmt;
 
 pub use cost::{CostError, MAX_TOTAL_OPS, MAX_WORK, encode_work, op_work};
 pub use preset::{Presets, RecipeError, Resolved};
+pub use route::{Route, is_preset_name, route_for, routes_note, unreachable_routes};
 pub use value::{ParseError, encode_text};
 
 /// Longest recipe accepted, in bytes; S3 allows 2 KB for all user metadata.

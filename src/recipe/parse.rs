@@ -151,7 +151,9 @@ impl<'a> Params<'a> {
 }
 
 fn parse_step(span: Span<'_>) -> Result<Step, ParseError> {
-    let mut parts = span.split(',');
+    // `;` may stand for `,`: clients such as the AWS CLI's `--metadata`
+    // shorthand split values at commas.
+    let mut parts = span.split_any(&[',', ';']);
     let op = parts.next().unwrap_or(span);
     let mut p = Params::parse(op.text, parts)?;
     let step = match op.text {

@@ -2,13 +2,16 @@
 
 use std::collections::BTreeMap;
 
+use super::route::{Route, route_for};
 use super::{CostError, ParseError, Recipe};
 
-/// Named recipes, and the one used when an upload names none.
+/// Named recipes, the one used when an upload names none, and the routes
+/// that pick one by key prefix.
 #[derive(Debug, Clone)]
 pub struct Presets {
     map: BTreeMap<String, Recipe>,
     default: String,
+    routes: Vec<Route>,
 }
 
 /// The recipe a job runs, and the preset it came from.
@@ -16,6 +19,8 @@ pub struct Presets {
 pub struct Resolved {
     pub recipe: Recipe,
     pub preset: Option<String>,
+    /// The route that chose the preset, if one did.
+    pub route: Option<Route>,
 }
 
 /// Why an upload's recipe or preset was refused.
@@ -53,7 +58,42 @@ impl Presets {
         for recipe in map.values() {
             recipe.check_cost()?;
         }
-        Ok(Presets { map, default })
+        Ok(Presets {
+            map,
+            default,
+            routes: vec![],
+        })
+    }
+
+    /// Add routes; a route naming no preset is a configuration error.
+    pub fn with_routes(mut self, routes: Vec<Route>) -> Result<Presets, RecipeError> {
+        if let Some(route) = routes.iter().find(|r| !self.map.contains_key(&r.preset)) {
+            return Err(RecipeError::UnknownPreset(route.preset.clone()));
+        }
+        self.routes = routes;
+        Ok(self)
+    }
+
+    pub fn routes(&self) -> &[Route] {
+        &self.routes
+    }
+
+    /// What to run for inbox object `key`: its recipe or preset, else the
+    /// preset of the longest route matching the key, else the default.
+    pub fn resolve_for(
+        &self,
+        key: &str,
+        recipe: Option<&str>,
+        preset: Option<&str>,
+    ) -> Result<Resolved, RecipeError> {
+        match route_for(&self.routes, key) {
+            Some(route) if recipe.is_none() && preset.is_none() => {
+                let mut resolved = self.resolve(None, Some(&route.preset))?;
+                resolved.route = Some(route.clone());
+                Ok(resolved)
+            }
+            _ => self.resolve(recipe, preset),
+        }
     }
 
     pub fn names(&self) -> impl Iterator<Item = &str> {
@@ -74,6 +114,7 @@ impl Presets {
                 Ok(Resolved {
                     recipe,
                     preset: None,
+                    route: None,
                 })
             }
             (None, name) => {
@@ -85,6 +126,7 @@ impl Presets {
                 Ok(Resolved {
                     recipe: recipe.clone(),
                     preset: Some(name.to_owned()),
+                    route: None,
                 })
             }
         }

@@ -31,6 +31,16 @@ impl<'a> Span<'a> {
         })
     }
 
+    /// As [`Span::split`], at any of `seps`.
+    pub fn split_any(self, seps: &'a [char]) -> impl Iterator<Item = Span<'a>> {
+        let mut at = self.at;
+        self.text.split(seps).map(move |text| {
+            let span = Span { text, at };
+            at += text.len() + 1;
+            span
+        })
+    }
+
     pub fn split_once(self, sep: char) -> Option<(Span<'a>, Span<'a>)> {
         let (a, b) = self.text.split_once(sep)?;
         Some((

@@ -11,7 +11,9 @@ use tracing_opentelemetry::OpenTelemetrySpanExt;
 
 use super::budget::PixelBudget;
 use crate::event::CreatedObject;
-use crate::inbox::{META_JOB_ID, META_PRESET, META_RECIPE, META_TRACEPARENT};
+use crate::inbox::{
+    META_JOB_ID, META_PRESET, META_RECIPE, META_TRACEPARENT, RECIPE_MANGLED, mangled_recipe,
+};
 use crate::outbox::{
     JobError, MAX_KEY_BYTES, META_OWN_OUTPUT, Manifest, OutputRef, SandboxUse, SourceRef, Status,
     Timings, output_key,
@@ -94,6 +96,10 @@ impl Jobs {
         if metadata.contains_key(META_OWN_OUTPUT) {
             return Ok(Outcome::OwnOutput);
         }
+        // The GET above was at the event's ETag; only keys that can be
+        // uploaded again need a second look before the outputs are written.
+        let rewritable =
+            !crate::inbox::written_once(&object.key, metadata.get(META_JOB_ID).map(String::as_str));
         let mut manifest = Manifest {
             status: Status::Failed,
             job_id: metadata.get(META_JOB_ID).cloned(),
@@ -106,6 +112,7 @@ impl Jobs {
             },
             recipe: None,
             preset: None,
+            route: None,
             outputs: vec![],
             timings: Timings::default(),
             error: None,
@@ -117,10 +124,20 @@ impl Jobs {
             job.record("job_id", job_id.as_str());
         }
 
-        let resolved = match self.presets.resolve(
-            metadata.get(META_RECIPE).map(String::as_str),
-            metadata.get(META_PRESET).map(String::as_str),
-        ) {
+        // A backfill's --recipe / --preset stands in for the metadata's.
+        let (recipe, preset) = match &object.requested {
+            Some(r) => (r.recipe.as_deref(), r.preset.as_deref()),
+            None => (
+                metadata.get(META_RECIPE).map(String::as_str),
+                metadata.get(META_PRESET).map(String::as_str),
+            ),
+        };
+        if object.requested.is_none()
+            && let Some(why) = mangled_recipe(&metadata)
+        {
+            return self.fail(manifest, RECIPE_MANGLED, why).await;
+        }
+        let resolved = match self.presets.resolve_for(&object.key, recipe, preset) {
             Ok(resolved) => resolved,
             Err(err) => return self.fail(manifest, err.code(), err.to_string()).await,
         };
@@ -128,6 +145,7 @@ impl Jobs {
         job.record("recipe", recipe_text.as_str());
         manifest.recipe = Some(recipe_text);
         manifest.preset = resolved.preset;
+        manifest.route = resolved.route;
 
         // Outputs are named after the inbox key; S3 refuses keys over 1 KiB.
         let longest = resolved
@@ -196,7 +214,7 @@ impl Jobs {
         metric::stage("encode", times.encode);
         let renditions = ran.renditions;
 
-        if self.superseded(object).await? {
+        if rewritable && self.superseded(object).await? {
             return Ok(Outcome::Superseded);
         }
         let uploading = Instant::now();

@@ -26,6 +26,8 @@ pub const NOT_AN_IMAGE: &[u8] = include_bytes!("../fixtures/not-an-image.txt");
 
 pub struct TestApp {
     pub clients: Clients,
+    /// The S3 calls of the app under test (its own clients, not `clients`).
+    pub app_calls: imgflow::aws::Calls,
     pub resources: Resources,
     pub queues: SetupReport,
     /// `http://127.0.0.1:<port>`
@@ -154,6 +156,7 @@ impl TestApp {
                 presets: PresetConfig {
                     presets: vec![],
                     default_preset: "default".into(),
+                    routes: vec![],
                 },
             },
             api: Some(ApiConfig {
@@ -181,11 +184,13 @@ impl TestApp {
         };
         let app = App::build(config).await.expect("building the app");
         let addr = app.api_addr().expect("the API listens");
+        let app_calls = app.clients().calls.clone();
         let shutdown = CancellationToken::new();
         tokio::spawn(app.run(shutdown.clone()));
 
         TestApp {
             clients,
+            app_calls,
             resources,
             queues,
             api: format!("http://{addr}"),
@@ -335,13 +340,14 @@ impl TestApp {
     /// The manifest for `inbox_key`, once the worker has written it.
     pub async fn wait_for_manifest(&self, inbox_key: &str) -> Manifest {
         let key = outbox::manifest_key(inbox_key);
-        for _ in 0..240 {
+        // Generous: the suites share two cores with each other in CI.
+        for _ in 0..480 {
             if let Some(bytes) = self.get_outbox(&key).await {
                 return serde_json::from_slice(&bytes).expect("manifest is JSON");
             }
             tokio::time::sleep(Duration::from_millis(250)).await;
         }
-        panic!("no manifest at {key} after 60 s");
+        panic!("no manifest at {key} after 120 s");
     }
 
     /// Only the in-flight (received, not yet deleted) messages on a queue.

@@ -3,11 +3,14 @@
 
 mod api;
 mod architecture;
+mod backfill;
 mod browser;
+mod calls;
 mod cli;
 mod crash;
 mod delivery;
 mod drop_in;
+mod drop_in_cli;
 mod edge;
 mod harness;
 mod hostile;
@@ -15,6 +18,7 @@ mod infra;
 mod orientation;
 mod presign;
 mod reference;
+mod routes;
 mod seed;
 mod setup;
 mod telemetry;

@@ -30,12 +30,18 @@ pub async fn get_image(
     // Either key scheme: newest-first keys, and the UUIDs handed out before.
     let prefix = inbox::legacy_prefix(&image_key)
         .ok_or_else(|| ApiError::not_found(format!("no image {image_key:?}")))?;
-    let manifest = state
-        .store
-        .find_manifest(&prefix)
-        .await?
-        .ok_or_else(not_found)?;
-    let output = manifest.outputs.into_iter().next().ok_or_else(|| {
+    // An upload this process answered is remembered: then the image is
+    // one GetObject. Otherwise its folder is listed for the manifest first.
+    let manifest = match state.watcher.recently_finished(&prefix) {
+        Some(manifest) => manifest,
+        None => state
+            .store
+            .find_manifest(&prefix)
+            .await?
+            .map(Arc::new)
+            .ok_or_else(not_found)?,
+    };
+    let output = manifest.outputs.first().cloned().ok_or_else(|| {
         ApiError::not_found(format!("image {image_key:?} failed and has no output"))
     })?;
     let body = state

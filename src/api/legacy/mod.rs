@@ -30,6 +30,7 @@ use uuid::Uuid;
 
 use super::AppState;
 use super::error::{ApiError, Problem};
+use super::watch::{Target, Watcher};
 use crate::inbox::{self, META_JOB_ID, META_RECIPE, META_TRACEPARENT};
 use crate::outbox::{self, Status};
 use crate::recipe::{Recipe, encode_text};
@@ -242,6 +243,9 @@ async fn run(
     if let Some(traceparent) = telemetry::traceparent(&Span::current()) {
         metadata.insert(META_TRACEPARENT.to_owned(), traceparent);
     }
+    // Watched before the upload, so the worker's announcement (under
+    // `imgflow up`) cannot come first; not checked until it can be done.
+    let seen = state.watcher.subscribe(Target::Key(key.clone()), true);
     state
         .store
         .put_inbox(&key, metadata, file)
@@ -250,7 +254,7 @@ async fn run(
     // The bytes are in S3 and dropped: the next upload may use the room.
     drop(held);
 
-    let manifest = super::poll(WAIT, || state.store.read_manifest(&key))
+    let manifest = Watcher::finished(seen, WAIT)
         .instrument(info_span!("wait", key = ?key))
         .await?
         .ok_or_else(|| {
@@ -264,7 +268,7 @@ async fn run(
             )
         })?;
     if manifest.status == Status::Failed {
-        let error = manifest.error.unwrap_or_else(|| outbox::JobError {
+        let error = manifest.error.clone().unwrap_or_else(|| outbox::JobError {
             code: "failed".into(),
             message: "the job failed".into(),
         });
