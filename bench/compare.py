@@ -384,6 +384,55 @@ def run_ours(binary, fixture_path, recipe, iterations, out_path):
     return result
 
 
+def run_floor(binary, fixture_path, iterations):
+    """examples/jpeg_floor beside bench_recipe: scaled decode + encode, no resize."""
+    floor = os.path.join(os.path.dirname(binary), "jpeg_floor")
+    if not os.path.exists(floor):
+        return {"error": f"{floor} is missing: cargo build --release --example jpeg_floor"}
+    env = dict(os.environ, **SINGLE_THREAD_ENV)
+    proc = subprocess.run(
+        [floor, fixture_path, "800", str(iterations)], capture_output=True, text=True, env=env
+    )
+    try:
+        return json.loads(proc.stdout.strip().splitlines()[-1])
+    except (IndexError, json.JSONDecodeError):
+        return {"error": (proc.stderr or proc.stdout).strip()[-300:]}
+
+
+def before_after(rows, baseline):
+    """The same run's times: an older build (--baseline), this one, libvips, the floor."""
+    lines = [
+        f"Before/after in the same run (before: `{baseline}`)" if baseline else "Floor",
+        "",
+        "| case | fixture | before ms | after ms | libvips ms | before/libvips | after/libvips "
+        "| floor ms | after/floor |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for row in rows:
+        before = (row.get("before") or {}).get("median_ms")
+        after = row["ours"].get("median_ms")
+        vips = row["vips"].get("median_ms")
+        floor = (row.get("floor") or {}).get("median_ms")
+        lines.append(
+            "| "
+            + " | ".join(
+                [
+                    row["case"],
+                    row["fixture"],
+                    fmt(before, ".1f"),
+                    fmt(after, ".1f"),
+                    fmt(vips, ".1f"),
+                    fmt(ratio(before, vips), ".2f"),
+                    fmt(ratio(after, vips), ".2f"),
+                    fmt(floor, ".1f"),
+                    fmt(ratio(after, floor), ".2f"),
+                ]
+            )
+            + " |"
+        )
+    return "\n".join(lines)
+
+
 def run_vips(case_id, fixture_path, iterations, out_path):
     env = dict(os.environ, **SINGLE_THREAD_ENV)
     proc = subprocess.run(
@@ -704,7 +753,28 @@ def main():
         help="bench_recipe binary (default: "
         "$CARGO_TARGET_DIR or target/ + release/examples/bench_recipe)",
     )
+    parser.add_argument(
+        "--baseline",
+        help="a second bench_recipe binary (an older build): also timed on every case, "
+        "in the same run, in an extra before/after table",
+    )
+    parser.add_argument(
+        "--floor",
+        action="store_true",
+        help="also time examples/jpeg_floor on the thumb800 cases: libjpeg-turbo's scaled "
+        "decode plus encode of the same file, the floor under a JPEG thumbnail",
+    )
+    parser.add_argument(
+        "--all-threads",
+        action="store_true",
+        help="single-job latency with every core: no pinning, libvips at its default "
+        "concurrency (VIPS_CONCURRENCY unset), imgflow as the worker runs it",
+    )
     args = parser.parse_args()
+    if args.all_threads:
+        SINGLE_THREAD_ENV.clear()
+        os.environ.pop("VIPS_CONCURRENCY", None)
+        args.cpu = -1
 
     import pyvips
 
@@ -733,6 +803,8 @@ def main():
         os.sched_setaffinity(0, {args.cpu})  # inherited by every process started below
     env = environment(pyvips)
     env["pinned"] = f"CPU {args.cpu}" if args.cpu >= 0 else "not pinned"
+    if args.all_threads:
+        env["pinned"] = "not pinned, every process at its default thread count"
     if os.getloadavg()[0] > 1.0:
         log(f"compare: warning: load average {env['load']}; other work skews the timings")
 
@@ -753,6 +825,12 @@ def main():
             row = {"case": case["id"], "fixture": fixture, "recipe": case["recipe"]}
             row["ours"] = run_ours(binary, fixture_path, case["recipe"], n, f"{base}-imgflow.{ext}")
             row["ours"]["out"] = f"{base}-imgflow.{ext}"
+            if args.baseline:
+                row["before"] = run_ours(
+                    args.baseline, fixture_path, case["recipe"], n, f"{base}-before.{ext}"
+                )
+            if args.floor and case["id"] == "thumb800":
+                row["floor"] = run_floor(binary, fixture_path, n)
             if case["id"] in equivalents:
                 row["vips"] = run_vips(case["id"], fixture_path, n, f"{base}-libvips.{ext}")
                 row["vips"]["out"] = f"{base}-libvips.{ext}"
@@ -788,6 +866,8 @@ def main():
         ]
     )
     report = markdown(rows, cases_by_id, header)
+    if args.baseline or args.floor:
+        report += "\n\n" + before_after(rows, args.baseline)
     print(report)
     with open(os.path.join(outdir, "compare.md"), "w") as f:
         f.write(report + "\n")

@@ -4,9 +4,10 @@
 //! animation) and a walk of the bytes, bounded like everything else: one
 //! shrink of the image to [`SAMPLE_SIDE`] pixels, walks linear in the file.
 
-use image::{ImageFormat, RgbaImage};
+use image::RgbaImage;
 use serde::{Deserialize, Serialize};
 
+use super::formats::SourceFormat;
 use super::{Limits, Source, decode, sample};
 
 /// Longest side of the copy the colours and the BlurHash are taken from.
@@ -62,14 +63,8 @@ pub fn analyse(bytes: &[u8], source: &Source, limits: &Limits) -> Analysis {
     }
 }
 
-fn format_name(format: ImageFormat) -> &'static str {
-    format
-        .extensions_str()
-        .first()
-        .map_or("unknown", |e| match *e {
-            "jpg" => "jpeg",
-            e => e,
-        })
+fn format_name(format: SourceFormat) -> &'static str {
+    format.name()
 }
 
 fn hex([r, g, b]: [u8; 3]) -> String {
@@ -120,10 +115,10 @@ pub fn blurhash(image: &RgbaImage) -> String {
 
 /// Frames in a GIF or WebP file, by walking its blocks or chunks; 1 for
 /// anything else (and at least 1).
-pub fn count_frames(bytes: &[u8], format: ImageFormat) -> u32 {
+pub fn count_frames(bytes: &[u8], format: SourceFormat) -> u32 {
     let frames = match format {
-        ImageFormat::Gif => gif_frames(bytes),
-        ImageFormat::WebP => webp_frames(bytes),
+        SourceFormat::Gif => gif_frames(bytes),
+        SourceFormat::WebP => webp_frames(bytes),
         _ => 1,
     };
     frames.max(1)

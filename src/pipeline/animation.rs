@@ -13,8 +13,9 @@ use std::io::Cursor;
 use image::codecs::gif::{GifDecoder, GifEncoder, Repeat};
 use image::codecs::webp::WebPDecoder;
 use image::metadata::LoopCount;
-use image::{AnimationDecoder, Delay, DynamicImage, Frame, ImageFormat, RgbaImage};
+use image::{AnimationDecoder, Delay, DynamicImage, Frame, RgbaImage};
 
+use super::formats::SourceFormat;
 use super::{PipelineError, Probe, Rendition, StageTimes, guard, ops};
 use crate::recipe::{Format, Frames, Output, Rung, WebPQuality};
 
@@ -29,10 +30,10 @@ pub(super) struct Animation {
 }
 
 /// Frames in a GIF or WebP, from the container alone (1 for anything else).
-pub fn frame_count(bytes: &[u8], format: ImageFormat) -> u32 {
+pub fn frame_count(bytes: &[u8], format: SourceFormat) -> u32 {
     match format {
-        ImageFormat::Gif => guard::gif_frame_count(bytes),
-        ImageFormat::WebP => webp_chunks(bytes)
+        SourceFormat::Gif => guard::gif_frame_count(bytes),
+        SourceFormat::WebP => webp_chunks(bytes)
             .filter(|(id, _, _)| id == b"ANMF")
             .count()
             .max(1) as u32,
@@ -79,7 +80,7 @@ pub(super) fn check_frames(probe: &Probe, max_pixels: u64) -> Result<(), Pipelin
 pub(super) fn decode(bytes: &[u8], probe: &Probe) -> Result<Animation, PipelineError> {
     let corrupt = |e: image::ImageError| PipelineError::Corrupt(e.to_string());
     let (frames, loops) = match probe.format {
-        ImageFormat::Gif => {
+        SourceFormat::Gif => {
             let decoder = GifDecoder::new(Cursor::new(bytes)).map_err(corrupt)?;
             let loops = match decoder.loop_count() {
                 LoopCount::Infinite => 0,
@@ -116,6 +117,8 @@ impl Animation {
             .ok_or_else(|| PipelineError::Corrupt("an animation without frames".into()))?;
         Ok(super::Source {
             image: DynamicImage::ImageRgba8(frame.clone()),
+            native: None,
+            colour: Default::default(),
             format: probe.format,
             full_size: frame.dimensions(),
         })

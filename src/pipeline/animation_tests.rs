@@ -107,7 +107,10 @@ fn frames_first_and_still_formats_take_the_first_frame() {
             .unwrap();
     let out = run(&gif, &recipe, &Limits::default()).unwrap();
     // A still WebP: no ANMF chunk, and it decodes as one image.
-    assert_eq!(super::frame_count(&out[0].bytes, ImageFormat::WebP), 1);
+    assert_eq!(
+        super::frame_count(&out[0].bytes, super::super::formats::SourceFormat::WebP),
+        1
+    );
     assert!(!out[0].bytes.windows(4).any(|w| w == b"ANMF"));
     assert_eq!(image::load_from_memory(&out[0].bytes).unwrap().width(), 48);
     assert_eq!(frames_of(&out[2].bytes, ImageFormat::Gif).len(), 1);

@@ -295,7 +295,7 @@ pub(super) fn to_8_bit(image: DynamicImage) -> DynamicImage {
 }
 
 /// An EOI marker (`FF D9`) near the end, allowing for trailing padding.
-fn has_jpeg_end(bytes: &[u8]) -> bool {
+pub(super) fn has_jpeg_end(bytes: &[u8]) -> bool {
     let tail = &bytes[bytes.len().saturating_sub(4096)..];
     tail.windows(2).any(|w| w == [0xff, 0xd9])
 }

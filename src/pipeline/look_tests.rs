@@ -2,7 +2,7 @@
 //! analysis. Where a crop went is found in the output itself, by matching
 //! it against the canvas it was cut from (no peeking into the pipeline).
 
-use image::{DynamicImage, GenericImageView, Rgb, RgbImage, imageops};
+use image::{DynamicImage, GenericImageView, ImageFormat, Rgb, RgbImage, imageops};
 
 use super::*;
 

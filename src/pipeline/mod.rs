@@ -14,6 +14,7 @@ mod decode;
 mod embed;
 mod encode;
 mod face;
+mod fast;
 pub mod formats;
 mod guard;
 mod ops;
@@ -237,29 +238,61 @@ fn render_timed(
     ladder: Option<String>,
     times: &mut StageTimes,
 ) -> Result<Rendition, PipelineError> {
-    let _output = tracing::info_span!("render", output = %output.name).entered();
-    let started = Instant::now();
     // `icc=keep`: the unconverted pixels and their profile, when there are any.
     let (start, icc) = match (&source.native, output.icc) {
         (Some(native), Icc::Keep) => (native, source.colour.icc()),
         _ => (&source.image, None),
     };
-    let mut image = std::borrow::Cow::Borrowed(start);
+    let image = std::borrow::Cow::Borrowed(start);
+    let made = Made {
+        format: source.format,
+        full_size: source.full_size,
+        icc,
+        ladder,
+    };
+    render_image(image, made, output, times)
+}
+
+/// Where an image to render came from: the source's format and upright
+/// size, the profile to embed (`icc=keep`), the ladder it is a width of.
+struct Made<'a> {
+    format: SourceFormat,
+    full_size: (u32, u32),
+    icc: Option<&'a [u8]>,
+    ladder: Option<String>,
+}
+
+/// Make `output` from `image`; an owned image is changed in place where a
+/// step allows it.
+fn render_image(
+    mut image: std::borrow::Cow<'_, DynamicImage>,
+    made: Made<'_>,
+    output: &Output,
+    times: &mut StageTimes,
+) -> Result<Rendition, PipelineError> {
+    let Made {
+        format: source_format,
+        full_size,
+        icc,
+        ladder,
+    } = made;
+    let _output = tracing::info_span!("render", output = %output.name).entered();
+    let started = Instant::now();
     for (i, op) in output.ops.iter().enumerate() {
         let _op = tracing::info_span!("operation", otel.name = op.name(), step = %op).entered();
         // The first step sees the full-size geometry even if decoding was scaled.
         let nominal = if i == 0 {
-            source.full_size
+            full_size
         } else {
             (image.width(), image.height())
         };
-        image = std::borrow::Cow::Owned(ops::apply(&image, nominal, op)?);
+        image = std::borrow::Cow::Owned(fast::apply(image, nominal, op)?);
     }
     times.process += started.elapsed();
 
     let format = output
         .format
-        .unwrap_or_else(|| default_format(source.format));
+        .unwrap_or_else(|| default_format(source_format));
     let span = tracing::info_span!(
         "encode",
         format = format.name(),
@@ -322,17 +355,31 @@ pub fn run_analysed(
         height = tracing::field::Empty
     );
     let started = Instant::now();
-    let (source, animation) = span.in_scope(|| {
+    let (source, animation, fast) = span.in_scope(|| {
         let probe = decode::probe(bytes, limits)?;
         // Every size and the work are known before a pixel is decoded.
         let plan = plan(&probe, recipe, limits)?;
         if plan.frames > 1 {
             let animation = animation::decode(bytes, &probe)?;
-            return Ok::<_, PipelineError>((animation.first(probe)?, Some((animation, probe))));
+            let first = animation.first(probe)?;
+            return Ok::<_, PipelineError>((first, Some((animation, probe)), None));
         }
         let keep = recipe.outputs.iter().any(|o| o.icc == Icc::Keep);
+        // A fast path works on the file's own samples: only for sources
+        // with no colour profile to convert from.
+        let plain = !keep && recipe.outputs.iter().all(|o| o.ladder.is_none());
+        if plain
+            && !fast::needs_colour(bytes)
+            && let Some(fast) = fast::decode(bytes, &probe, &plan, recipe)
+        {
+            let fast = fast?;
+            // The analysis needs only a small copy: a 1/8-scale decode.
+            let (w, h) = (probe.width.div_ceil(8), probe.height.div_ceil(8));
+            let small = decode_at(bytes, &probe, (1, (w, h)), limits, false)?;
+            return Ok((small, None, Some(fast)));
+        }
         let source = decode_at(bytes, &probe, (plan.eighths, plan.decoded), limits, keep)?;
-        Ok((source, None))
+        Ok((source, None, None))
     })?;
     times.decode = started.elapsed();
     span.record("format", source.format.name());
@@ -342,8 +389,28 @@ pub fn run_analysed(
     let started = Instant::now();
     let analysis = analysis::analyse(bytes, &source, limits);
     times.process += started.elapsed();
-    let renditions = recipe
-        .rungs(source.full_size.0)
+    if let Some(fast) = fast {
+        // A fast path's decode made the single output's source.
+        let rendition = fast.render(source.format, &recipe.outputs[0], &mut times)?;
+        return Ok((vec![rendition], times, analysis));
+    }
+    let mut rungs = recipe.rungs(source.full_size.0);
+    if animation.is_none()
+        && let [rung] = rungs.as_mut_slice()
+        && rung.output.icc == Icc::Srgb
+    {
+        // One output: it owns the decoded image and may change it in place.
+        let made = Made {
+            format: source.format,
+            full_size: source.full_size,
+            icc: None,
+            ladder: rung.ladder.take(),
+        };
+        let image = std::borrow::Cow::Owned(source.image);
+        let rendition = render_image(image, made, &rung.output, &mut times)?;
+        return Ok((vec![rendition], times, analysis));
+    }
+    let renditions = rungs
         .into_iter()
         .map(|rung| {
             let format = rung

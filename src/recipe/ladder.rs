@@ -9,7 +9,7 @@
 use std::fmt;
 
 use super::value::{ParseError, Span, dimension};
-use super::{Anchor, Fit, Op, Output, Recipe, Resize};
+use super::{Fit, Gravity, Op, Output, Recipe, Resize};
 
 /// Most widths one ladder may list.
 pub const MAX_RUNGS: usize = 8;
@@ -92,7 +92,7 @@ impl Recipe {
                     width: Some(width),
                     height: None,
                     fit: Fit::Inside,
-                    gravity: Anchor::Center,
+                    gravity: Gravity::default(),
                     upscale: false,
                 });
                 let ops = std::iter::once(resize).chain(output.ops.iter().cloned());

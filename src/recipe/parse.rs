@@ -8,8 +8,9 @@ use super::value::{
 };
 use super::{
     Anchor, Crop, DEFAULT_AVIF_QUALITY, DEFAULT_AVIF_SPEED, DEFAULT_JPEG_QUALITY,
-    DEFAULT_OUTPUT_NAME, DEFAULT_WEBP_QUALITY, Fit, FlipAxis, Format, Frames, Icc, Length, MAX_OUTPUTS,
-    MAX_RECIPE_LEN, MAX_STEPS, Op, Output, Recipe, Resize, Rotation, WHITE, Watermark, WebPQuality,
+    DEFAULT_OUTPUT_NAME, DEFAULT_WEBP_QUALITY, Fit, FlipAxis, Format, Frames, Icc, Length,
+    MAX_OUTPUTS, MAX_RECIPE_LEN, MAX_STEPS, Op, Output, Recipe, Resize, Rotation, WHITE, Watermark,
+    WebPQuality,
 };
 
 pub(super) fn parse(input: &str) -> Result<Recipe, ParseError> {

@@ -3,6 +3,8 @@ use crate::outbox::{SourceRef, Timings};
 
 fn manifest(status: Status) -> Manifest {
     Manifest {
+        analysis: None,
+        srcset: Default::default(),
         status,
         job_id: None,
         source: SourceRef {

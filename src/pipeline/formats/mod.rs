@@ -100,6 +100,7 @@ pub(super) fn probe(
         orientation: Orientation::NoTransforms,
         scalable: false,
         extra_pixels: 0,
+        frames: 1,
     })
 }
 

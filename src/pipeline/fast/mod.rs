@@ -1,0 +1,279 @@
+//! Fast paths for the commonest single-output recipes on a JPEG, chosen
+//! after the plan (so every limit is already checked) and before decoding:
+//!
+//! - **planar**: JPEG in, JPEG out, every step a resize (shrunk on load as
+//!   the general path does), flip, rotation, blur or grayscale (or none: a
+//!   re-encode): the file's Y, Cb and Cr planes are
+//!   worked on and encoded as they are, skipping chroma upsampling and two
+//!   colour conversions ([`planar`]);
+//! - **region**: the first step is a crop: only the rows and columns it
+//!   keeps are decoded, and decoding stops at its last row ([`region`]);
+//! - otherwise the general path, whose single output owns the decoded
+//!   image so that flips, sepia and watermarks change it in place
+//!   ([`inplace`], through [`apply`]).
+//!
+//! Each path gives the same image as the general one: exactly for
+//! geometry, within JPEG's rounding for the planar blur and grayscale
+//! (`src/pipeline/fast/tests.rs` checks both).
+
+mod inplace;
+mod planar;
+mod region;
+#[cfg(test)]
+mod tests;
+
+use std::borrow::Cow;
+use std::time::Instant;
+
+use image::DynamicImage;
+use image::metadata::Orientation;
+
+use super::formats::SourceFormat;
+use super::{Made, PipelineError, Plan, Probe, Rendition, StageTimes, default_format, guard, ops};
+use crate::recipe::{Format, Op, Output, Recipe, Rotation};
+
+/// One step of an output on the image so far: in place when the pipeline
+/// owns the image and the step allows it, else [`ops::apply`].
+pub(super) fn apply(
+    image: Cow<'_, DynamicImage>,
+    nominal: (u32, u32),
+    op: &Op,
+) -> Result<DynamicImage, PipelineError> {
+    match image {
+        Cow::Owned(image) => match inplace::apply(image, op) {
+            Ok(done) => Ok(done),
+            Err(image) => ops::apply(&image, nominal, op),
+        },
+        Cow::Borrowed(image) => ops::apply(image, nominal, op),
+    }
+}
+
+/// What a fast path decoded.
+pub(super) enum Decoded {
+    /// The planes of the image (shrunk on load if the output starts by
+    /// shrinking), for an output that stays planar, and its full size.
+    Planar(planar::Yuv, (u32, u32)),
+    /// The first step's crop, already applied: the output's other steps
+    /// are left.
+    Region(DynamicImage),
+}
+
+/// Decode for a fast path, or `None` when none applies to this recipe and
+/// file (the caller then decodes the general way).
+pub(super) fn decode(
+    bytes: &[u8],
+    probe: &Probe,
+    plan: &Plan,
+    recipe: &Recipe,
+) -> Option<Result<Decoded, PipelineError>> {
+    let [output] = recipe.outputs.as_slice() else {
+        return None;
+    };
+    if probe.format != SourceFormat::Jpeg
+        || !probe.scalable
+        || probe.orientation != Orientation::NoTransforms
+    {
+        return None;
+    }
+    let corrupt = |e: String| PipelineError::Corrupt(e);
+    let scans = guard::MAX_JPEG_SCANS as u32;
+    if jpeg_quality(output, probe).is_some() && stays_planar(bytes, plan, output) {
+        return Some(
+            planar::decode(bytes, scans, plan.eighths)
+                .map(|yuv| Decoded::Planar(yuv, probe.upright()))
+                .map_err(corrupt),
+        );
+    }
+    if plan.eighths != 8 {
+        return None;
+    }
+    // A truncated file is refused whole, as the general path does, even
+    // when the crop lies in the part that is there.
+    if let Some(Op::Crop(c)) = output.ops.first()
+        && super::decode::has_jpeg_end(bytes)
+    {
+        let (w, h) = match ops::cropped_size((probe.width, probe.height), c) {
+            Ok(size) => size,
+            Err(e) => return Some(Err(e)),
+        };
+        return Some(
+            region::decode(bytes, (c.x, c.y, w, h), scans)
+                .map_err(corrupt)
+                .and_then(|r| crop_region(r, c.x, (w, h)))
+                .map(Decoded::Region),
+        );
+    }
+    None
+}
+
+/// The region as an image, its columns left of the crop (up to one iMCU,
+/// decoded for alignment) dropped.
+fn crop_region(
+    r: region::Region,
+    x: u32,
+    (w, h): (u32, u32),
+) -> Result<DynamicImage, PipelineError> {
+    let image = if r.gray {
+        image::GrayImage::from_raw(r.width, r.height, r.pixels).map(DynamicImage::ImageLuma8)
+    } else {
+        image::RgbImage::from_raw(r.width, r.height, r.pixels).map(DynamicImage::ImageRgb8)
+    }
+    .ok_or_else(|| PipelineError::Corrupt("decoded region of the wrong size".into()))?;
+    Ok(if r.left == x && r.width == w {
+        image
+    } else {
+        image.crop_imm(x - r.left, 0, w, h)
+    })
+}
+
+/// The JPEG quality of an output written as JPEG.
+fn jpeg_quality(output: &Output, probe: &Probe) -> Option<u8> {
+    match output
+        .format
+        .unwrap_or_else(|| default_format(probe.format))
+    {
+        Format::Jpeg { quality, .. } => Some(quality),
+        _ => None,
+    }
+}
+
+/// Whether every step of `output` can run on the planes of this file: a
+/// YCbCr 4:2:0 or gray JPEG (what the RGB path writes too), each step
+/// one [`planar::supports`] at the size it sees.
+fn stays_planar(bytes: &[u8], plan: &Plan, output: &Output) -> bool {
+    let Ok(header) = turbojpeg::read_header(bytes) else {
+        return false;
+    };
+    let subsamp = header.subsamp;
+    let planar_colours = matches!(
+        (header.colorspace, subsamp),
+        (turbojpeg::Colorspace::YCbCr, turbojpeg::Subsamp::Sub2x2)
+            | (turbojpeg::Colorspace::Gray, turbojpeg::Subsamp::Gray)
+    );
+    let full = (header.width as u32, header.height as u32);
+    let mut size = (plan.decoded.0 as usize, plan.decoded.1 as usize);
+    planar_colours
+        && output.ops.iter().enumerate().all(|(step, op)| {
+            // The first step sees the full-size geometry even if decoding was scaled.
+            let nominal = if step == 0 {
+                full
+            } else {
+                (size.0 as u32, size.1 as u32)
+            };
+            let ok = planar::supports(op, size, nominal, subsamp);
+            size = match op {
+                Op::Rotate(Rotation::R90 | Rotation::R270) => (size.1, size.0),
+                Op::Resize(r) => {
+                    let (w, h) = ops::target_size(nominal, r);
+                    (w as usize, h as usize)
+                }
+                _ => size,
+            };
+            ok
+        })
+}
+
+impl Decoded {
+    /// Make the recipe's single output from what was decoded.
+    pub(super) fn render(
+        self,
+        format: SourceFormat,
+        output: &Output,
+        times: &mut StageTimes,
+    ) -> Result<Rendition, PipelineError> {
+        match self {
+            Decoded::Region(image) => {
+                let rest = Output {
+                    ops: output.ops[1..].to_vec(),
+                    ..output.clone()
+                };
+                let made = Made {
+                    format,
+                    full_size: (image.width(), image.height()),
+                    icc: None,
+                    ladder: None,
+                };
+                super::render_image(Cow::Owned(image), made, &rest, times)
+            }
+            Decoded::Planar(yuv, full_size) => render_planar(yuv, format, full_size, output, times),
+        }
+    }
+}
+
+fn render_planar(
+    mut yuv: planar::Yuv,
+    source: SourceFormat,
+    full_size: (u32, u32),
+    output: &Output,
+    times: &mut StageTimes,
+) -> Result<Rendition, PipelineError> {
+    let _output = tracing::info_span!("render", output = %output.name).entered();
+    let started = Instant::now();
+    for (i, op) in output.ops.iter().enumerate() {
+        let _op = tracing::info_span!("operation", otel.name = op.name(), step = %op).entered();
+        let nominal = if i == 0 {
+            full_size
+        } else {
+            (yuv.width as u32, yuv.height as u32)
+        };
+        yuv = planar::apply(yuv, op, nominal).map_err(|reason| PipelineError::Operation {
+            op: op.name(),
+            reason,
+        })?;
+    }
+    times.process += started.elapsed();
+    let format = output.format.unwrap_or_else(|| default_format(source));
+    let Format::Jpeg { quality, .. } = format else {
+        unreachable!("decode chose the planar path for JPEG outputs only");
+    };
+    let span = tracing::info_span!(
+        "encode",
+        format = format.name(),
+        width = yuv.width,
+        height = yuv.height,
+        bytes = tracing::field::Empty
+    );
+    let started = Instant::now();
+    let bytes = span
+        .in_scope(|| planar::encode(&yuv, quality))
+        .map_err(|reason| PipelineError::Encode {
+            output: output.name.clone(),
+            reason,
+        })?;
+    times.encode += started.elapsed();
+    span.record("bytes", bytes.len());
+    Ok(Rendition {
+        name: output.name.clone(),
+        format,
+        width: yuv.width as u32,
+        height: yuv.height as u32,
+        bytes,
+        ladder: None,
+    })
+}
+
+/// Whether a JPEG's colours need the general path: an ICC profile (APP2)
+/// to convert from, or an Adobe (APP14) marker, as CMYK files carry. Only
+/// the markers before the first scan are read.
+pub(super) fn needs_colour(bytes: &[u8]) -> bool {
+    let mut at = 2;
+    while at + 4 <= bytes.len() && bytes[at] == 0xFF {
+        let marker = bytes[at + 1];
+        if marker == 0xDA || marker == 0xD9 {
+            return false;
+        }
+        let len = usize::from(u16::from_be_bytes([bytes[at + 2], bytes[at + 3]]));
+        let body = &bytes[(at + 4).min(bytes.len())..(at + 2 + len).min(bytes.len())];
+        match marker {
+            0xE2 if body.starts_with(b"ICC_PROFILE\0") => return true,
+            0xEE if body.starts_with(b"Adobe") => return true,
+            _ => {}
+        }
+        if len < 2 {
+            return true;
+        }
+        at += 2 + len;
+    }
+    // Not a marker where one should be: let the general path judge it.
+    true
+}

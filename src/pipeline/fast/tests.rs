@@ -1,0 +1,262 @@
+//! Each fast path against the general one on the same input.
+
+use image::{DynamicImage, GenericImageView};
+
+use super::super::{Limits, Rendition, decode as full_decode, plan, probe, run};
+use super::{Decoded, inplace, planar};
+use crate::recipe::{Op, Recipe};
+
+const ROCKET: &[u8] = include_bytes!("../../../tests/fixtures/rocket.jpg");
+const CHELSEA: &[u8] = include_bytes!("../../../tests/fixtures/chelsea.png");
+
+/// rocket.jpg (640x427) cut to sides even at full and half scale and written 4:2:0, so that every
+/// planar step applies to it.
+fn even_jpeg() -> Vec<u8> {
+    let rgb = image::load_from_memory(ROCKET).unwrap().to_rgb8();
+    let cut = image::imageops::crop_imm(&rgb, 0, 0, 640, 424).to_image();
+    let image = turbojpeg::Image {
+        pixels: cut.as_raw().as_slice(),
+        width: 640,
+        pitch: 640 * 3,
+        height: 424,
+        format: turbojpeg::PixelFormat::RGB,
+    };
+    turbojpeg::compress(image, 90, turbojpeg::Subsamp::Sub2x2)
+        .unwrap()
+        .to_vec()
+}
+
+fn renditions(recipe: &str, input: &[u8]) -> Vec<Rendition> {
+    run(input, &Recipe::parse(recipe).unwrap(), &Limits::default()).unwrap()
+}
+
+fn image_of(rendition: &Rendition) -> DynamicImage {
+    image::load_from_memory(&rendition.bytes).unwrap()
+}
+
+/// `steps` as the recipe's only output (a fast path where one applies).
+fn fast(steps: &str, input: &[u8]) -> Rendition {
+    renditions(steps, input).remove(0)
+}
+
+/// `steps` beside a second output, which keeps the general path.
+fn general(steps: &str, input: &[u8]) -> Rendition {
+    let (ops, format) = steps.rsplit_once('/').unwrap_or(("", steps));
+    let recipe = if ops.is_empty() {
+        format!("a:{format}+b:png")
+    } else {
+        format!("a:{ops}/{format}+b:png")
+    };
+    renditions(&recipe, input).remove(0)
+}
+
+fn psnr(a: &DynamicImage, b: &DynamicImage) -> f64 {
+    assert_eq!(a.dimensions(), b.dimensions());
+    let (a, b) = (a.to_rgb8(), b.to_rgb8());
+    let se: f64 = a
+        .as_raw()
+        .iter()
+        .zip(b.as_raw())
+        .map(|(&x, &y)| (f64::from(x) - f64::from(y)).powi(2))
+        .sum();
+    let mse = se / a.as_raw().len() as f64;
+    10.0 * (255.0f64 * 255.0 / mse.max(1e-9)).log10()
+}
+
+fn decoded_by(recipe: &str, input: &[u8]) -> Option<Decoded> {
+    let limits = Limits::default();
+    let recipe = Recipe::parse(recipe).unwrap();
+    let probe = probe(input, &limits).unwrap();
+    let plan = plan(&probe, &recipe, &limits).unwrap();
+    super::decode(input, &probe, &plan, &recipe).map(Result::unwrap)
+}
+
+#[test]
+fn jpeg_to_jpeg_geometry_blur_and_grayscale_take_the_planar_path() {
+    let jpeg = even_jpeg();
+    for steps in [
+        "jpeg,q=80",
+        "flip,dir=h/flip,dir=v/jpeg",
+        "rotate,deg=90/rotate,deg=180/rotate,deg=270/jpeg",
+        "blur,sigma=2/grayscale/jpeg",
+        "resize,w=480/jpeg",
+        // Shrunk on load to 320x212 first.
+        "resize,h=106/rotate,deg=90/jpeg",
+        "watermark,text=imgflow/jpeg",
+    ] {
+        assert!(
+            matches!(decoded_by(steps, &jpeg), Some(Decoded::Planar(..))),
+            "{steps}"
+        );
+    }
+    // Odd sides, another format, an operation that needs RGB: no.
+    assert!(decoded_by("flip,dir=v/jpeg", ROCKET).is_none());
+    assert!(decoded_by("flip,dir=h/png", &jpeg).is_none());
+    assert!(decoded_by("sepia/jpeg", &jpeg).is_none());
+    assert!(decoded_by("a:jpeg+b:png", &jpeg).is_none());
+    // A cover crop, an odd result.
+    assert!(decoded_by("resize,w=100,h=100,fit=cover/jpeg", &jpeg).is_none());
+    assert!(decoded_by("resize,w=201/jpeg", &jpeg).is_none());
+    assert!(decoded_by("resize,w=200/jpeg", ROCKET).is_none());
+    assert!(matches!(
+        decoded_by("crop,x=3,y=5,w=10,h=10/sepia/png", ROCKET),
+        Some(Decoded::Region(_))
+    ));
+}
+
+/// The planar path's JPEG is as close as the RGB path's (within 1 dB) to
+/// the image both encode (the RGB path's steps written losslessly): it
+/// skips a chroma upsampling and downsampling round trip, so it is usually
+/// closer; a small blur of the half-size chroma planes (sigma 0.35 for 0.7)
+/// is the furthest, 0.5 dB under.
+#[test]
+fn the_planar_path_is_as_faithful_as_the_rgb_path() {
+    let jpeg = even_jpeg();
+    for steps in [
+        "",
+        "flip,dir=h/",
+        "flip,dir=v/",
+        "rotate,deg=90/",
+        "rotate,deg=180/",
+        "rotate,deg=270/flip,dir=h/",
+        "blur,sigma=2/",
+        "blur,sigma=0.7/",
+        "grayscale/",
+        "resize,w=480/",
+        "resize,h=106/flip,dir=h/",
+        "watermark,text=imgflow,size=48,opacity=0.5/",
+        "watermark,text=Hello,pos=center,size=30,color=ff2000,opacity=1/",
+    ] {
+        let jpeg_steps = format!("{steps}jpeg,q=80");
+        let reference = image_of(&general(&format!("{steps}png"), &jpeg));
+        let (fast, general) = (fast(&jpeg_steps, &jpeg), general(&jpeg_steps, &jpeg));
+        assert_eq!(
+            (fast.width, fast.height),
+            (general.width, general.height),
+            "{steps}"
+        );
+        let (a, b) = (image_of(&fast), image_of(&general));
+        assert_eq!(a.color(), b.color(), "{steps}");
+        let (ours, theirs) = (psnr(&a, &reference), psnr(&b, &reference));
+        assert!(
+            ours >= theirs - 1.0 && ours > 32.0,
+            "{steps}: planar {ours:.1} dB, RGB {theirs:.1} dB"
+        );
+    }
+}
+
+#[test]
+fn planar_grayscale_is_rec709_luma_within_jpeg_rounding() {
+    let jpeg = even_jpeg();
+    let source = full_decode(&jpeg, &Limits::default())
+        .unwrap()
+        .image
+        .to_rgb8();
+    let yuv = planar::decode(&jpeg, 100, 8).unwrap();
+    let gray = planar::apply(yuv, &Op::Grayscale, (640, 424)).unwrap();
+    assert_eq!(gray.subsamp, turbojpeg::Subsamp::Gray);
+    let mut total = 0.0;
+    for (s, &g) in source.pixels().zip(&gray.buf) {
+        let expected =
+            0.2126 * f64::from(s[0]) + 0.7152 * f64::from(s[1]) + 0.0722 * f64::from(s[2]);
+        total += (f64::from(g) - expected).abs();
+    }
+    // Chroma is taken per 2x2 block, not upsampled: close, not equal.
+    let mean = total / f64::from(source.width() * source.height());
+    assert!(mean < 1.5, "mean difference {mean}");
+}
+
+#[test]
+fn a_crop_decodes_only_its_region_to_the_same_pixels() {
+    let whole = full_decode(ROCKET, &Limits::default()).unwrap().image;
+    // Unaligned, aligned, the whole image, and crops the edges clip.
+    for (x, y, w, h) in [
+        (101, 37, 200, 150),
+        (16, 16, 64, 48),
+        (0, 0, 640, 427),
+        (600, 400, 100, 100),
+        (17, 0, 5, 427),
+        (639, 426, 1, 1),
+    ] {
+        let crop = fast(&format!("crop,x={x},y={y},w={w},h={h}/png"), ROCKET);
+        let (cw, ch) = (w.min(640 - x), h.min(427 - y));
+        let expected = whole.crop_imm(x, y, cw, ch).to_rgb8();
+        assert_eq!(image_of(&crop).to_rgb8(), expected, "crop {w}x{h}+{x}+{y}");
+    }
+}
+
+#[test]
+fn a_truncated_jpeg_is_refused_whatever_the_crop() {
+    let cut = &ROCKET[..ROCKET.len() / 2];
+    let recipe = Recipe::parse("crop,x=0,y=0,w=50,h=20/png").unwrap();
+    let err = run(cut, &recipe, &Limits::default()).unwrap_err();
+    assert_eq!(err.code(), "corrupt_image");
+}
+
+#[test]
+fn steps_in_place_give_the_same_bytes_as_steps_on_a_copy() {
+    let rgba = {
+        let mut image = image::load_from_memory(CHELSEA).unwrap().to_rgba8();
+        for (i, p) in image.pixels_mut().enumerate() {
+            p[3] = (i % 256) as u8;
+        }
+        let mut png = Vec::new();
+        DynamicImage::ImageRgba8(image)
+            .write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)
+            .unwrap();
+        png
+    };
+    let gray = {
+        let mut png = Vec::new();
+        image::load_from_memory(CHELSEA)
+            .unwrap()
+            .grayscale()
+            .write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)
+            .unwrap();
+        png
+    };
+    for input in [CHELSEA, rgba.as_slice(), gray.as_slice()] {
+        for steps in [
+            "sepia",
+            "watermark,text=imgflow,size=40,opacity=0.6",
+            "flip,dir=h",
+            "flip,dir=v",
+            "rotate,deg=90",
+            "rotate,deg=180",
+            "rotate,deg=270",
+            "grayscale",
+            "sepia/watermark,text=x/flip,dir=h/grayscale",
+        ] {
+            let steps = format!("{steps}/png");
+            assert_eq!(
+                fast(&steps, input).bytes,
+                general(&steps, input).bytes,
+                "{steps}"
+            );
+        }
+    }
+}
+
+#[test]
+fn tiled_quarter_turns_put_every_sample_where_a_plain_loop_does() {
+    for (w, h) in [(1, 1), (37, 70), (64, 32), (100, 3)] {
+        let src: Vec<u8> = (0..w * h * 3).map(|i| (i * 7 % 251) as u8).collect();
+        for clockwise in [true, false] {
+            let mut tiled = vec![0; src.len()];
+            inplace::rotate_tiled::<3>(&src, w, h, &mut tiled, clockwise);
+            let mut plain = vec![0; src.len()];
+            for y in 0..h {
+                for x in 0..w {
+                    let (dx, dy) = if clockwise {
+                        (h - 1 - y, x)
+                    } else {
+                        (y, w - 1 - x)
+                    };
+                    let (s, d) = ((y * w + x) * 3, (dy * h + dx) * 3);
+                    plain[d..d + 3].copy_from_slice(&src[s..s + 3]);
+                }
+            }
+            assert_eq!(tiled, plain, "{w}x{h} clockwise={clockwise}");
+        }
+    }
+}
