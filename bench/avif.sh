@@ -9,5 +9,5 @@ cd "$root"
 cargo build --release --bin imgflow
 bench/make-fixtures.sh >/dev/null
 scripts/test-tools.sh
-vips -l | grep -q heifsave || { echo "libvips has no heifsave" >&2; exit 1; }
+vips -l | grep heifsave >/dev/null || { echo "libvips has no heifsave" >&2; exit 1; }
 .test-tools/venv/bin/python bench/avif.py target/release/imgflow bench/fixtures/photo-1mp.jpg bench/results/avif.md

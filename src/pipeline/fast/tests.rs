@@ -79,9 +79,6 @@ fn jpeg_to_jpeg_geometry_blur_and_grayscale_take_the_planar_path() {
         "flip,dir=h/flip,dir=v/jpeg",
         "rotate,deg=90/rotate,deg=180/rotate,deg=270/jpeg",
         "blur,sigma=2/grayscale/jpeg",
-        "resize,w=480/jpeg",
-        // Shrunk on load to 320x212 first.
-        "resize,h=106/rotate,deg=90/jpeg",
         "watermark,text=imgflow/jpeg",
     ] {
         assert!(
@@ -94,7 +91,9 @@ fn jpeg_to_jpeg_geometry_blur_and_grayscale_take_the_planar_path() {
     assert!(decoded_by("flip,dir=h/png", &jpeg).is_none());
     assert!(decoded_by("sepia/jpeg", &jpeg).is_none());
     assert!(decoded_by("a:jpeg+b:png", &jpeg).is_none());
-    // A cover crop, an odd result.
+    // Resizes (measured faster on RGB), a cover crop, an odd result.
+    assert!(decoded_by("resize,w=480/jpeg", &jpeg).is_none());
+    assert!(decoded_by("resize,h=106/rotate,deg=90/jpeg", &jpeg).is_none());
     assert!(decoded_by("resize,w=100,h=100,fit=cover/jpeg", &jpeg).is_none());
     assert!(decoded_by("resize,w=201/jpeg", &jpeg).is_none());
     assert!(decoded_by("resize,w=200/jpeg", ROCKET).is_none());
@@ -122,8 +121,6 @@ fn the_planar_path_is_as_faithful_as_the_rgb_path() {
         "blur,sigma=2/",
         "blur,sigma=0.7/",
         "grayscale/",
-        "resize,w=480/",
-        "resize,h=106/flip,dir=h/",
         "watermark,text=imgflow,size=48,opacity=0.5/",
         "watermark,text=Hello,pos=center,size=30,color=ff2000,opacity=1/",
     ] {
