@@ -71,8 +71,7 @@ def main():
         f"`taskset`, one thread each (`VIPS_CONCURRENCY=1`), best of {RUNS} runs; times are whole "
         "processes (imgflow's include its JPEG decode, ~10 ms; vips's its start-up and decode too). "
         f"PSNR: RGB against the source, decoded by Pillow's libavif. Load average during the run: "
-        f"{load[0]:.1f} {load[1]:.1f} {load[2]:.1f} (a shared 2-core machine: 8 engineers building "
-        "and testing; absolute times are noisy, the ratios less so).",
+        f"{load[0]:.1f} {load[1]:.1f} {load[2]:.1f}.",
         "",
         "| encoder | setting | ms | bytes | PSNR dB |",
         "|---|---|---:|---:|---:|",
