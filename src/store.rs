@@ -11,6 +11,7 @@ use std::time::Duration;
 use anyhow::Context;
 use aws_sdk_s3::config::http::HttpResponse;
 use aws_sdk_s3::error::SdkError;
+use aws_sdk_s3::operation::head_object::HeadObjectOutput;
 use aws_sdk_s3::presigning::{PresignedRequest, PresigningConfig};
 use aws_sdk_s3::primitives::ByteStream;
 use bytes::Bytes;
@@ -218,14 +219,7 @@ impl Store {
 
     /// The inbox object's current ETag (without quotes); `None` once deleted.
     pub async fn source_etag(&self, key: &str) -> anyhow::Result<Option<String>> {
-        let head = self
-            .s3
-            .head_object()
-            .bucket(&self.inbox)
-            .key(key)
-            .send()
-            .await;
-        let head = found(head, || format!("checking s3://{}/{key}", self.inbox))?;
+        let head = self.head_source(key).await?;
         Ok(head.map(|head| {
             head.e_tag()
                 .unwrap_or_default()
@@ -429,6 +423,12 @@ impl Store {
         &self,
         key: &str,
     ) -> anyhow::Result<Option<HashMap<String, String>>> {
+        let head = self.head_source(key).await?;
+        Ok(head.map(|h| h.metadata.unwrap_or_default()))
+    }
+
+    /// `HeadObject` on an inbox key; `None` once deleted.
+    async fn head_source(&self, key: &str) -> anyhow::Result<Option<HeadObjectOutput>> {
         let head = self
             .s3
             .head_object()
@@ -436,8 +436,7 @@ impl Store {
             .key(key)
             .send()
             .await;
-        let head = found(head, || format!("checking s3://{}/{key}", self.inbox))?;
-        Ok(head.map(|h| h.metadata.unwrap_or_default()))
+        found(head, || format!("checking s3://{}/{key}", self.inbox))
     }
 }
 

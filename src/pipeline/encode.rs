@@ -3,13 +3,14 @@
 //! `icc=keep` output passes in (`embed`).
 
 use std::borrow::Cow;
+use std::time::Instant;
 
 use image::codecs::png::{CompressionType, FilterType, PngEncoder};
 use image::{DynamicImage, ImageEncoder, Rgb, RgbImage};
 
-use super::embed;
+use super::{PipelineError, Rendition, StageTimes, embed};
 
-use crate::recipe::{Format, WebPQuality};
+use crate::recipe::{Format, Output, WebPQuality};
 
 /// Encode `image`; `icc`, when given, is embedded (JPEG, PNG, WebP).
 pub(super) fn encode(
@@ -144,4 +145,40 @@ fn flatten(image: &DynamicImage, background: [u8; 3]) -> Cow<'_, DynamicImage> {
         ]);
     }
     Cow::Owned(DynamicImage::ImageRgb8(rgb))
+}
+
+/// Run `encode` for `output` under an `encode` span, time it and make the
+/// [`Rendition`] of a `size` image (the RGB path's and the planar path's).
+pub(super) fn encoded(
+    output: &Output,
+    format: Format,
+    (width, height): (u32, u32),
+    ladder: Option<String>,
+    times: &mut StageTimes,
+    encode: impl FnOnce() -> Result<Vec<u8>, String>,
+) -> Result<Rendition, PipelineError> {
+    let span = tracing::info_span!(
+        "encode",
+        format = format.name(),
+        width,
+        height,
+        bytes = tracing::field::Empty
+    );
+    let started = Instant::now();
+    let bytes = span
+        .in_scope(encode)
+        .map_err(|reason| PipelineError::Encode {
+            output: output.name.clone(),
+            reason,
+        })?;
+    times.encode += started.elapsed();
+    span.record("bytes", bytes.len());
+    Ok(Rendition {
+        name: output.name.clone(),
+        format,
+        width,
+        height,
+        bytes,
+        ladder,
+    })
 }

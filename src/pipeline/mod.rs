@@ -293,29 +293,9 @@ fn render_image(
     let format = output
         .format
         .unwrap_or_else(|| default_format(source_format));
-    let span = tracing::info_span!(
-        "encode",
-        format = format.name(),
-        width = image.width(),
-        height = image.height(),
-        bytes = tracing::field::Empty
-    );
-    let started = Instant::now();
-    let bytes = span
-        .in_scope(|| encode::encode(&image, format, icc))
-        .map_err(|reason| PipelineError::Encode {
-            output: output.name.clone(),
-            reason,
-        })?;
-    times.encode += started.elapsed();
-    span.record("bytes", bytes.len());
-    Ok(Rendition {
-        name: output.name.clone(),
-        format,
-        width: image.width(),
-        height: image.height(),
-        bytes,
-        ladder,
+    let size = (image.width(), image.height());
+    encode::encoded(output, format, size, ladder, times, || {
+        encode::encode(&image, format, icc)
     })
 }
 

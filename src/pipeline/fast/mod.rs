@@ -226,29 +226,9 @@ fn render_planar(
     let Format::Jpeg { quality, .. } = format else {
         unreachable!("decode chose the planar path for JPEG outputs only");
     };
-    let span = tracing::info_span!(
-        "encode",
-        format = format.name(),
-        width = yuv.width,
-        height = yuv.height,
-        bytes = tracing::field::Empty
-    );
-    let started = Instant::now();
-    let bytes = span
-        .in_scope(|| planar::encode(&yuv, quality))
-        .map_err(|reason| PipelineError::Encode {
-            output: output.name.clone(),
-            reason,
-        })?;
-    times.encode += started.elapsed();
-    span.record("bytes", bytes.len());
-    Ok(Rendition {
-        name: output.name.clone(),
-        format,
-        width: yuv.width as u32,
-        height: yuv.height as u32,
-        bytes,
-        ladder: None,
+    let size = (yuv.width as u32, yuv.height as u32);
+    super::encode::encoded(output, format, size, None, times, || {
+        planar::encode(&yuv, quality)
     })
 }
 
