@@ -4,8 +4,12 @@
 # at a fixed rate and at saturation with 1 and 2 workers, `imgflow process`
 # on the same image; then the charts and bench/RESULTS.md.
 #
-#   bench/evaluate.sh              the full run (about 25 min after the build);
-#                                  rewrites bench/results/evaluation/ and bench/RESULTS.md
+#   bench/evaluate.sh              the full run (about 25 min after the build): measures into
+#                                  bench/.evaluate/run-*/results/ and, once that has succeeded, moves
+#                                  the previous bench/results/evaluation/ to evaluation-before/
+#                                  (replacing an older one) and the new run into evaluation/, then
+#                                  rewrites bench/RESULTS.md with before/after columns against it
+#                                  (if the report fails, the move is undone)
 #   bench/evaluate.sh --quick      a smoke run (about 1 min)        } into bench/.evaluate/run-*/results/,
 #   bench/evaluate.sh [FLAGS...]   any loadgen flags, e.g.          } committed results untouched
 #                                  --phases native --light-rate 2
@@ -14,6 +18,9 @@
 #   EVAL_COMMIT=REV   measure that commit: exported with `git archive` into
 #                     bench/.evaluate/src-<sha>/, built in bench/.evaluate/target/,
 #                     so other people's uncommitted work is not measured
+#   EVAL_BEFORE=DIR   any mode: compare against that earlier run's raw results (a
+#                     results directory of this script, e.g. bench/results/evaluation
+#                     for a --quick run) instead of the full run's evaluation-before/
 #   EVAL_PORT=4596 EVAL_API_PORT=18096   the private LocalStack and the api (never 4566)
 #
 # Needs what scripts/localstack.sh needs (Python 3.11; it installs the venv
@@ -43,13 +50,28 @@ for arg in "$@"; do
         *) flags+=("$arg") ;;
     esac
 done
+# Every run measures into its own directory; a full run's replaces the committed
+# results only after it has succeeded (step 5), so a failed run loses nothing.
+out="$run/results"
 if [ $# -eq 0 ]; then
-    out="$bench/results/evaluation"
+    final="$bench/results/evaluation"
+    before_dir="$bench/results/evaluation-before"
     results="$bench/RESULTS.md"
 else
-    out="$run/results"
+    final=""
     results="$out/RESULTS.md"
 fi
+# The run to compare against, checked now rather than after 25 minutes.
+eval_before=""
+if [ -n "${EVAL_BEFORE:-}" ]; then
+    if [ ! -f "$EVAL_BEFORE/phases.csv" ]; then
+        echo "evaluate: EVAL_BEFORE=$EVAL_BEFORE has no phases.csv (not a results directory of this script)" >&2
+        exit 2
+    fi
+    eval_before=$(cd "$EVAL_BEFORE" && pwd)
+fi
+# The same directory? (Compared as physical paths.)
+same_dir() { [ -d "$1" ] && [ -d "$2" ] && [ "$(cd "$1" && pwd -P)" = "$(cd "$2" && pwd -P)" ]; }
 
 # The harness stops what it starts; this is for a harness that died.
 cleanup() {
@@ -113,9 +135,9 @@ fi
 
 # 3. What the report says about the run and the machine.
 command="bench/evaluate.sh${*:+ $*}"
+[ -n "${EVAL_BEFORE:-}" ] && command="EVAL_BEFORE=${EVAL_BEFORE} $command"
 [ -n "${EVAL_COMMIT:-}" ] && command="EVAL_COMMIT=${EVAL_COMMIT} $command"
 mkdir -p "$out"
-rm -f "$out"/*.csv "$out"/*.csv.gz "$out"/*.png "$out"/meta.json
 EVAL_DATE=$(date -u +%Y-%m-%d) EVAL_COMMIT_SHA="$commit" EVAL_DIRTY="$dirty" EVAL_COMMAND="$command" \
 EVAL_RUSTC=$(rustc --version) EVAL_LOCALSTACK=$("$root/.localstack/venv/bin/pip" show localstack-core 2>/dev/null | sed -n 's/^Version: //p') \
     python3 - "$run/machine.json" <<'EOF'
@@ -140,5 +162,43 @@ EOF
 gzip -n -f "$out"/paper_requests.csv "$out"/native_jobs.csv 2>/dev/null || true
 cp "$run/machine.json" "$out/machine.json"
 
-# 5. Charts, summary.csv and the report.
-"$venv/bin/python" "$bench/report.py" --data "$out" --results "$results" --machine "$out/machine.json"
+# 5. A full run: the new results replace the previous ones, which become the
+# before (an older before goes to $run/, with the logs). The report needs its
+# data in place (its links and charts are relative to it), so on failure this is undone.
+moved_before=false moved_final=false
+if [ -n "$final" ]; then
+    # EVAL_BEFORE names a directory as it was when the run started.
+    before_is_final=false before_is_before=false
+    if [ -n "$eval_before" ]; then
+        if same_dir "$eval_before" "$final"; then before_is_final=true; fi
+        if same_dir "$eval_before" "$before_dir"; then before_is_before=true; fi
+    fi
+    if [ -d "$final" ]; then
+        if [ -e "$before_dir" ]; then
+            mv "$before_dir" "$run/evaluation-before.old"
+            moved_before=true
+            if $before_is_before; then eval_before="$run/evaluation-before.old"; fi
+        fi
+        mv "$final" "$before_dir"
+        moved_final=true
+        if $before_is_final || [ -z "$eval_before" ]; then eval_before="$before_dir"; fi
+    fi
+    mv "$out" "$final"
+    out="$final"
+fi
+undo() {
+    [ -n "$final" ] || return 0
+    echo "evaluate: the report failed; putting the previous results back (this run's are in $run/results)" >&2
+    mv "$final" "$run/results"
+    if $moved_final; then mv "$before_dir" "$final"; fi
+    if $moved_before; then mv "$run/evaluation-before.old" "$before_dir"; fi
+}
+
+# 6. Charts, summary.csv and the report.
+before_args=()
+if [ -n "$eval_before" ]; then before_args=(--before "$eval_before"); fi
+if ! "$venv/bin/python" "$bench/report.py" --data "$out" --results "$results" --machine "$out/machine.json" \
+        "${before_args[@]}"; then
+    undo
+    exit 1
+fi

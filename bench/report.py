@@ -10,12 +10,19 @@ machine.json (written by bench/evaluate.sh: date, commit, CPU, memory, the
 command). Writes the PNG charts next to the data, summary.csv, and the
 Markdown report. Every number in the report is computed here, from the raw
 rows; nothing is typed in by hand except the paper's own results below.
+
+With --before DIR (an earlier run's --data directory, same layout, with its
+machine.json), the report also gets a "Before and after" section: the paper
+table, the native flow's table and LocalStack's calls per request or image,
+each with before and after side by side, and the issue's targets for them.
+Nothing is written into DIR. Without --before the report is as it was.
 """
 
 from __future__ import annotations
 
 import argparse
 import csv
+import datetime
 import gzip
 import json
 import math
@@ -345,6 +352,251 @@ def why_section(summary: dict, native: dict, process: dict, phases: dict, ops: l
     return out
 
 
+# LocalStack's operations in the calls-per-item table: (operation, status or None for any).
+OPS_COLS = [("s3.PutObject", None), ("s3.GetObject", "200"), ("s3.GetObject", "404"), ("s3.HeadObject", None),
+            ("s3.ListObjectsV2", None), ("sqs.ReceiveMessage", None), ("sqs.DeleteMessageBatch", None)]
+
+
+def op_label(op: str, st: str | None) -> str:
+    return f"{op}{' ' + st if st else ''}"
+
+
+def calls_per_item(ops: list[dict], phases: dict) -> dict:
+    """{phase: {"all calls": x, "s3.GetObject 404": x, …, "other": x}}: LocalStack's calls per item."""
+    out = {}
+    for name, p in phases.items():
+        rs = [r for r in ops if r["phase"] == name]
+        if not rs:
+            continue
+        items = max(int(p["items"]), 1)
+        total = sum(int(r["count"]) for r in rs)
+        row, used = {"all calls": total / items}, 0
+        for op, st in OPS_COLS:
+            c = sum(int(r["count"]) for r in rs if r["operation"] == op and (st is None or r["status"] == st))
+            used += c
+            row[op_label(op, st)] = c / items
+        row["other"] = (total - used) / items
+        out[name] = row
+    return out
+
+
+def others_share(phases: dict) -> float:
+    """Other processes' share (%) of the machine's CPU time during the measured phases."""
+    busy = sum(float(p["cpu_machine_busy"]) for p in phases.values())
+    total = sum(float(p["cpu_machine_total"]) for p in phases.values())
+    ours = sum(float(p[k]) for p in phases.values() for k in ("cpu_localstack", "cpu_api", "cpu_workers", "cpu_harness"))
+    return max(busy - ours, 0) / max(total, 1e-9) * 100
+
+
+# ---------------------------------------------------------------- before and after
+
+
+# The issue's targets for LocalStack's calls (the harness's count, per request or per image).
+CALLS_TARGETS = {"saturation": ("all calls", 5.5), "light": ("all calls", 6.0), "paper": ("s3.GetObject 404", 0.0)}
+
+
+def phase_kind(name: str) -> str | None:
+    if name.startswith("base"):
+        return "paper"
+    for kind in ("saturation", "light"):
+        if name.endswith("-" + kind):
+            return kind
+    return None
+
+
+def load_run(data: str) -> dict:
+    """An earlier run's numbers, computed as for this one (nothing is written into data)."""
+    def load(name: str) -> dict:
+        path = os.path.join(data, name)
+        if not os.path.exists(path):
+            return {}
+        with open(path) as f:
+            return json.load(f)
+    phases = {r["phase"]: r for r in read_csv(data, "phases.csv")}
+    paper_rows = read_csv(data, "paper_requests.csv")
+    native_rows = read_csv(data, "native_jobs.csv")
+    table, summary = paper_tables(paper_rows, phases) if paper_rows else ([], {})
+    return {"meta": load("meta.json"), "machine": load("machine.json"), "phases": phases, "table": table,
+            "summary": summary, "native": native_tables(native_rows) if native_rows else {},
+            "calls": calls_per_item(read_csv(data, "localstack_ops.csv"), phases)}
+
+
+def phase_union(after: dict, before: dict) -> list[str]:
+    """The after run's phases in order, each phase only the before run has placed after its predecessor there."""
+    out = list(after)
+    for i, name in enumerate(before):
+        if name not in out:
+            prev = next((p for p in reversed(list(before)[:i]) if p in out), None)
+            out.insert(out.index(prev) + 1 if prev else 0, name)
+    return out
+
+
+def nan(v) -> bool:
+    return v is None or (isinstance(v, float) and math.isnan(v))
+
+
+def times(before, after) -> str:
+    """after ÷ before, or – when either is missing."""
+    if nan(before) or nan(after) or not before:
+        return "–"
+    return f"{after / before:.2f}×"
+
+
+def run_label(machine: dict, meta: dict) -> str:
+    date = machine.get("date")
+    if not date and meta.get("started_unix"):
+        date = datetime.datetime.fromtimestamp(meta["started_unix"], datetime.timezone.utc).strftime("%Y-%m-%d")
+    commit = machine.get("commit")
+    return (f"**{date or 'an unknown date'}**, "
+            + (f"commit `{commit[:12]}`" if commit else "an unknown commit")
+            + (" (with uncommitted changes)" if machine.get("dirty") else ""))
+
+
+def before_header(before: dict, link: str) -> str:
+    return (f"**Before and after.** *Before* is the run of {run_label(before['machine'], before['meta'])} "
+            f"(raw rows: [`{link}/`]({link}/)); *after* is this run. See [Before and after](#before-and-after).")
+
+
+def before_after_section(before: dict, after: dict) -> list[str]:
+    L: list[str] = []
+    add = L.append
+    add("## Before and after")
+    add("")
+    shares = []
+    for label, run in (("before", before), ("after", after)):
+        if run["phases"]:
+            shares.append(f"{others_share(run['phases']):.0f}% {label}")
+    add("The key tables of the two runs side by side; the sections after this one are the *after* run alone. "
+        "A dash is a phase or series one of the runs does not have. Other processes' share of the machine's CPU "
+        f"during the measured phases: {', '.join(shares) or '–'} (latency and throughput move with it).")
+    add("")
+
+    # The paper's profiles.
+    tb = {(t["users"], t["endpoint"]): t for t in before["table"]}
+    ta = {(t["users"], t["endpoint"]): t for t in after["table"]}
+    if tb or ta:
+        add("### The paper's profiles (old API)")
+        add("")
+        add("| profile | endpoint | avg before | avg after | after ÷ before | p95 before | p95 after | after ÷ before | errors before | errors after |")
+        add("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+        order = {ep: i for i, ep in enumerate(ENDPOINTS)}
+        for key in sorted(set(tb) | set(ta), key=lambda k: (k[0], order.get(k[1], 99))):
+            b, a = tb.get(key, {}), ta.get(key, {})
+            err = lambda t: f"{t['errors']} ({t['error_pct']:.1f}%)" if t else "–"  # noqa: E731
+            add(f"| Base {key[0]} | `{LABEL.get(key[1], key[1])}` | {ms(b.get('mean'))} | **{ms(a.get('mean'))}** | "
+                f"{times(b.get('mean'), a.get('mean'))} | {ms(b.get('p95'))} | {ms(a.get('p95'))} | "
+                f"{times(b.get('p95'), a.get('p95'))} | {err(b)} | {err(a)} |")
+        add("")
+        sb, sa = before["summary"], after["summary"]
+        add("| profile | requests before | requests after | POSTs avg before | POSTs avg after | after ÷ before | "
+            "processing jobs/s before | jobs/s after | after ÷ before | errors before | errors after |")
+        add("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+        for u in sorted(set(sb) | set(sa)):
+            b, a = sb.get(u), sa.get(u)
+            pm = lambda s: s["processing"]["mean"] if s else None  # noqa: E731
+            jps = lambda s: s["jobs_per_s"] if s else None  # noqa: E731
+            f1 = lambda v: "–" if nan(v) else f"{v:.1f}"  # noqa: E731
+            cnt = lambda s, k: f"{s[k]:,}" if s else "–"  # noqa: E731
+            add(f"| Base {u} | {cnt(b, 'requests')} | {cnt(a, 'requests')} | {ms(pm(b))} | **{ms(pm(a))}** | "
+                f"{times(pm(b), pm(a))} | {f1(jps(b))} | **{f1(jps(a))}** | {times(jps(b), jps(a))} | "
+                f"{cnt(b, 'errors')} | {cnt(a, 'errors')} |")
+        add("")
+
+    # The native flow.
+    nb, na = before["native"], after["native"]
+    if nb or na:
+        add("### The native flow")
+        add("")
+        add("| run | jobs before / after | errors before / after | upload → manifest p50 / p95 / p99, before | "
+            "**after** | p50 after ÷ before | client-observed p50 / p99, before | after | images/s before | images/s after | after ÷ before |")
+        add("|---|---:|---:|---|---|---:|---|---|---:|---:|---:|")
+        key = lambda r: ((nb.get(r) or na.get(r))["workers"], (nb.get(r) or na.get(r))["mode"], r)  # noqa: E731
+        for run in sorted(set(nb) | set(na), key=key):
+            b, a = nb.get(run), na.get(run)
+            q = lambda d: " / ".join(ms(d["manifest"][k]) for k in ("p50", "p95", "p99")) if d else "–"  # noqa: E731
+            c = lambda d: f"{ms(d['client']['p50'])} / {ms(d['client']['p99'])}" if d and d["client"]["n"] else "–"  # noqa: E731
+            mode = (b or a)["mode"]
+            rate = lambda d: (d["sustained"] if mode == "saturation" else d["offered"]) if d else None  # noqa: E731
+            rs = lambda d: "–" if nan(rate(d)) else f"{rate(d):.1f} {'sustained' if mode == 'saturation' else 'offered'}"  # noqa: E731
+            p50 = lambda d: d["manifest"]["p50"] if d else None  # noqa: E731
+            n = lambda d, k: str(d[k]) if d else "–"  # noqa: E731
+            add(f"| {run} | {n(b, 'n')} / {n(a, 'n')} | {n(b, 'errors')} / {n(a, 'errors')} | {q(b)} | **{q(a)}** | "
+                f"{times(p50(b), p50(a)) if mode == 'light' else '–'} | {c(b)} | {c(a)} | {rs(b)} | **{rs(a)}** | "
+                f"{times(rate(b), rate(a)) if mode == 'saturation' else '–'} |")
+        add("")
+        add("Latency in ms. At light load the rate is the one offered, so only latency compares; at saturation "
+            "the latency is queueing behind the backlog, so only the throughput does.")
+        add("")
+
+    # LocalStack's calls.
+    cb, ca = before["calls"], after["calls"]
+    if cb or ca:
+        add("### LocalStack calls per request (old API) or per image (native)")
+        add("")
+        add("The harness's count from LocalStack's request log (`localstack_ops.csv`), per phase and operation. "
+            "The issue's targets: all calls per image ≤ 5.5 at "
+            "saturation and ≤ 6 at light load (clients waiting via `?wait`), and no outbox polls "
+            "(`s3.GetObject` 404) per old-API request.")
+        add("")
+        add("| phase | all calls before | all calls after | Δ | target | "
+            + " | ".join(op_label(op, st) for op, st in OPS_COLS) + " | other |")
+        add("|---|---:|---:|---:|---|" + "---:|" * (len(OPS_COLS) + 1))
+        names = phase_union(after["phases"], before["phases"])
+        for name in (n for n in names if n in cb or n in ca):
+            target = CALLS_TARGETS.get(phase_kind(name))
+            b, a = cb.get(name, {}), ca.get(name, {})
+
+            def cell(col, v):
+                if v is None:
+                    return "–"
+                ok = "" if not target or target[0] != col else " ✅" if round(v, 2) <= target[1] else " ❌"
+                return f"{v:.2f}{ok}"
+
+            def both(col):
+                cb_, ca_ = cell(col, b.get(col)), cell(col, a.get(col))
+                return f"{cb_} → {ca_}" if cb_ != ca_ else ca_
+
+            vb, va = b.get("all calls"), a.get("all calls")
+            delta = "–" if vb is None or va is None else ("0.00" if round(va - vb, 2) == 0 else f"{va - vb:+.2f}")
+            goal = "" if not target else (f"{target[0].replace('s3.', '')} = 0" if target[1] == 0 else f"all ≤ {target[1]:g}")
+            add(f"| {name} | {cell('all calls', vb)} | **{cell('all calls', va)}** | {delta} | {goal} | "
+                + " | ".join(both(op_label(op, st)) for op, st in OPS_COLS) + f" | {both('other')} |")
+        add("")
+        add("Per operation, *before → after* where they differ and one number where they do not.")
+        add("")
+
+    # The issue's targets, in one place.
+    rows = []
+    sb, sa = before["summary"], after["summary"]
+    if sb or sa:
+        def zero(s):
+            if not s:
+                return "–"
+            errs = sum(x["errors"] for x in s.values())
+            return f"{'✅' if errs == 0 else '❌'} {errs} errors in {sum(x['requests'] for x in s.values()):,} requests"
+        rows.append(("the paper's profiles at 0 errors", zero(sb), zero(sa)))
+    names = phase_union(after["phases"], before["phases"])
+    for name in names:
+        kind = phase_kind(name)
+        if kind not in CALLS_TARGETS or (name not in cb and name not in ca):
+            continue
+        col, limit = CALLS_TARGETS[kind]
+        what = {"saturation": f"LocalStack calls per image ≤ {limit:g}",
+                "light": f"LocalStack calls per image ≤ {limit:g} (clients waiting via `?wait`)",
+                "paper": "outbox polls (`s3.GetObject` 404) per request = 0"}[kind]
+        val = lambda c: "–" if name not in c else (f"{'✅' if round(c[name][col], 2) <= limit else '❌'} {c[name][col]:.2f}")  # noqa: E731
+        rows.append((f"{name}: {what}", val(cb), val(ca)))
+    if rows:
+        add("### The issue's targets, before and after")
+        add("")
+        add("| target | before | after |")
+        add("|---|---|---|")
+        for r in rows:
+            add(f"| {r[0]} | {r[1]} | {r[2]} |")
+        add("")
+    return L
+
+
 # ---------------------------------------------------------------- the report
 
 
@@ -354,6 +606,7 @@ def main() -> None:
     ap.add_argument("--data", required=True)
     ap.add_argument("--results", required=True)
     ap.add_argument("--machine", required=True)
+    ap.add_argument("--before", metavar="DIR", help="an earlier run's --data directory: adds before/after columns")
     a = ap.parse_args()
     with open(os.path.join(a.data, "meta.json")) as f:
         meta = json.load(f)
@@ -426,6 +679,10 @@ def main() -> None:
         f"`{machine['commit']}`{' (with uncommitted changes)' if machine.get('dirty') else ''}, "
         f"release build. {shared}")
     add("")
+    before = load_run(a.before) if a.before else None
+    if before:
+        add(before_header(before, os.path.relpath(a.before, os.path.dirname(os.path.abspath(a.results)))))
+        add("")
     add("## Reproduce")
     add("")
     add("```sh")
@@ -451,6 +708,11 @@ def main() -> None:
     image = meta["image"][meta["image"].find("bench/"):] if "bench/" in meta["image"] else meta["image"]
     add(f"| image | `{image}` ({meta['image_bytes']:,} bytes, 1156×866 JPEG q90 4:2:0, a mosaic of real photographs) |")
     add("")
+    ops = read_csv(a.data, "localstack_ops.csv")
+    calls = calls_per_item(ops, phases)
+    if before:
+        L.extend(before_after_section(before, {"machine": machine, "meta": meta, "phases": phases, "table": table,
+                                               "summary": summary, "native": native, "calls": calls}))
 
     if summary:
         add("## 1. The paper's experiment against imgflow's copy of the old API")
@@ -573,29 +835,18 @@ def main() -> None:
     add("")
     add("(For the `process` phases the harness column is the `imgflow process` invocations themselves.)")
     add("")
-    ops = read_csv(a.data, "localstack_ops.csv")
     if ops:
-        cols = [("s3.PutObject", None), ("s3.GetObject", "200"), ("s3.GetObject", "404"), ("s3.HeadObject", None),
-                ("s3.ListObjectsV2", None), ("sqs.ReceiveMessage", None), ("sqs.DeleteMessageBatch", None)]
+        cols = OPS_COLS
         add("S3 and SQS calls LocalStack served per request (old API) or per image (native), by operation, "
             "from its request log. On the old API a processing request waits by polling the outbox for its "
             "manifest (`GetObject` → 404 until it is there), from 20 ms backing off to 250 ms; GET is a "
             "`ListObjectsV2` and two `GetObject`s.")
         add("")
-        add("| phase | all calls | " + " | ".join(f"{op}{' ' + st if st else ''}" for op, st in cols) + " | other |")
+        add("| phase | all calls | " + " | ".join(op_label(op, st) for op, st in cols) + " | other |")
         add("|---|" + "---:|" * (len(cols) + 2))
-        for name, p in phases.items():
-            rs = [r for r in ops if r["phase"] == name]
-            if not rs:
-                continue
-            items = max(int(p["items"]), 1)
-            total = sum(int(r["count"]) for r in rs)
-            cells, used = [], 0
-            for op, st in cols:
-                c = sum(int(r["count"]) for r in rs if r["operation"] == op and (st is None or r["status"] == st))
-                used += c
-                cells.append(f"{c / items:.2f}")
-            add(f"| {name} | {total / items:.2f} | " + " | ".join(cells) + f" | {(total - used) / items:.2f} |")
+        for name, c in calls.items():
+            add(f"| {name} | {c['all calls']:.2f} | " + " | ".join(f"{c[op_label(op, st)]:.2f}" for op, st in cols)
+                + f" | {c['other']:.2f} |")
         add("")
 
     add("## Targets")
