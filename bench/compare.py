@@ -365,10 +365,14 @@ def vips_worker(case_id, fixture_path, iterations, out_path):
     )
 
 
+# Extra bench_recipe flags: --threads N (--all-threads), --analysed.
+OURS_FLAGS = []
+
+
 def run_ours(binary, fixture_path, recipe, iterations, out_path):
     env = dict(os.environ, **SINGLE_THREAD_ENV)
     proc = subprocess.run(
-        [binary, fixture_path, recipe, str(iterations), "--out", out_path],
+        [binary, fixture_path, recipe, str(iterations), "--out", out_path, *OURS_FLAGS],
         capture_output=True,
         text=True,
         env=env,
@@ -768,13 +772,23 @@ def main():
         "--all-threads",
         action="store_true",
         help="single-job latency with every core: no pinning, libvips at its default "
-        "concurrency (VIPS_CONCURRENCY unset), imgflow as the worker runs it",
+        "concurrency (VIPS_CONCURRENCY unset), imgflow as an idle worker runs it "
+        "(a thread per core, the manifest's analysis included)",
+    )
+    parser.add_argument(
+        "--analysed",
+        action="store_true",
+        help="imgflow as the worker runs a job: the manifest's analysis of the source "
+        "(size, dominant colour, BlurHash) included; without it, as `imgflow process` runs it",
     )
     args = parser.parse_args()
+    if args.analysed:
+        OURS_FLAGS.append("--analysed")
     if args.all_threads:
         SINGLE_THREAD_ENV.clear()
         os.environ.pop("VIPS_CONCURRENCY", None)
         args.cpu = -1
+        OURS_FLAGS.extend(["--threads", str(os.cpu_count()), "--analysed"])
 
     import pyvips
 
@@ -805,6 +819,10 @@ def main():
     env["pinned"] = f"CPU {args.cpu}" if args.cpu >= 0 else "not pinned"
     if args.all_threads:
         env["pinned"] = "not pinned, every process at its default thread count"
+    if "--analysed" in OURS_FLAGS:
+        env["pinned"] += "; imgflow as the worker runs a job (with the manifest's analysis)"
+    else:
+        env["pinned"] += "; imgflow as `imgflow process` runs it (no manifest analysis)"
     if os.getloadavg()[0] > 1.0:
         log(f"compare: warning: load average {env['load']}; other work skews the timings")
 

@@ -2,8 +2,13 @@
 //! worker and the CLI run, and print one JSON line.
 //!
 //! ```sh
-//! cargo run --release --example bench_recipe -- FILE RECIPE ITERATIONS [--out PATH]
+//! cargo run --release --example bench_recipe -- FILE RECIPE ITERATIONS [--out PATH] [--threads N] [--analysed]
 //! ```
+//!
+//! `--threads N` lets the job use N threads (`Limits::threads`; 1 by
+//! default, as `imgflow process -j` and a saturated worker run it);
+//! `--analysed` also describes the source for the manifest, as the worker
+//! does (`pipeline::run_analysed`).
 //!
 //! One untimed warm-up run, then ITERATIONS timed runs on this thread.
 //! `peak_rss_kib` is the process's `VmHWM` at the end (it includes the input
@@ -38,14 +43,29 @@ fn bench(args: Vec<String>) -> Result<serde_json::Value, (u8, String)> {
     let usage = || {
         (
             1,
-            "usage: bench_recipe FILE RECIPE ITERATIONS [--out PATH]".to_owned(),
+            "usage: bench_recipe FILE RECIPE ITERATIONS [--out PATH] [--threads N] [--analysed]"
+                .to_owned(),
         )
     };
-    let (file, recipe_text, iterations, out) = match args.as_slice() {
-        [file, recipe, n] => (file, recipe, n, None),
-        [file, recipe, n, flag, path] if flag == "--out" => (file, recipe, n, Some(path)),
-        _ => return Err(usage()),
+    let [file, recipe_text, iterations, flags @ ..] = args.as_slice() else {
+        return Err(usage());
     };
+    let (mut out, mut threads, mut analysed) = (None, 1u32, false);
+    let mut flags = flags.iter();
+    while let Some(flag) = flags.next() {
+        match flag.as_str() {
+            "--out" => out = Some(flags.next().ok_or_else(usage)?),
+            "--threads" => {
+                threads = flags
+                    .next()
+                    .and_then(|n| n.parse().ok())
+                    .filter(|&n| n > 0)
+                    .ok_or_else(usage)?
+            }
+            "--analysed" => analysed = true,
+            _ => return Err(usage()),
+        }
+    }
     let iterations: usize = iterations
         .parse()
         .ok()
@@ -53,10 +73,20 @@ fn bench(args: Vec<String>) -> Result<serde_json::Value, (u8, String)> {
         .ok_or_else(usage)?;
     let bytes = std::fs::read(file).map_err(|e| (1, format!("cannot read {file}: {e}")))?;
     let recipe = Recipe::parse(recipe_text).map_err(|e| (2, e.to_string()))?;
-    let limits = Limits::default();
+    let limits = Limits {
+        threads,
+        ..Limits::default()
+    };
     let idle_rss_kib = proc_status_kib("VmRSS");
 
-    let run = || pipeline::run(&bytes, &recipe, &limits).map_err(|e| (1, e.to_string()));
+    let run = || {
+        if analysed {
+            pipeline::run_analysed(&bytes, &recipe, &limits).map(|(renditions, ..)| renditions)
+        } else {
+            pipeline::run(&bytes, &recipe, &limits)
+        }
+        .map_err(|e| (1, e.to_string()))
+    };
     // The warm-up run gives the outputs' sizes; its pixels are dropped before timing.
     let warm_up = run()?;
     if let (Some(path), Some(first)) = (out, warm_up.first()) {

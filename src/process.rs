@@ -63,7 +63,12 @@ fn process_one(args: &ProcessArgs, input: &Path, mut recipe: Recipe) -> anyhow::
         recipe.outputs[0].format = Some(format_for(&args.output)?);
     }
     let bytes = std::fs::read(input).with_context(|| format!("reading {}", input.display()))?;
-    let renditions = pipeline::run(&bytes, &recipe, &args.limits.limits())
+    // One file: its outputs may use every core.
+    let limits = pipeline::Limits {
+        threads: std::thread::available_parallelism().map_or(1, |n| n.get()) as u32,
+        ..args.limits.limits()
+    };
+    let renditions = pipeline::run(&bytes, &recipe, &limits)
         .with_context(|| format!("processing {}", input.display()))?;
     for rendition in renditions {
         let path = if single_file {

@@ -17,6 +17,7 @@ const LIMITS: Limits = Limits {
     max_width: 2048,
     max_height: 2048,
     max_pixels: 4_000_000,
+    threads: 1,
 };
 
 fuzz_target!(|data: &[u8]| {

@@ -142,6 +142,8 @@ impl LimitsConfig {
             max_width: self.max_dimension,
             max_height: self.max_dimension,
             max_pixels: self.max_pixels,
+            // A worker lends a job its idle slots' threads, job by job.
+            threads: 1,
         }
     }
 }

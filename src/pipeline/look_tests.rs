@@ -5,6 +5,7 @@
 use image::{DynamicImage, GenericImageView, ImageFormat, Rgb, RgbImage, imageops};
 
 use super::*;
+use crate::recipe::Recipe;
 
 const ASTRONAUT: &[u8] = include_bytes!("../../tests/fixtures/astronaut.png");
 const CHELSEA: &[u8] = include_bytes!("../../tests/fixtures/chelsea.png");

@@ -1,7 +1,7 @@
 //! The image core: decode (with limits) → operations → encode.
 //!
 //! Architecture invariant: this module is pure and synchronous. It takes
-//! bytes and a [`Recipe`] and returns bytes; it never touches tokio, AWS,
+//! bytes and a [`Recipe`](crate::recipe::Recipe) and returns bytes; it never touches tokio, AWS,
 //! axum or the file system, so the CLI, the worker and the benchmarks all run
 //! exactly the same code. Its stages are `tracing` spans: a facade that
 //! records nothing unless the caller installed a subscriber.
@@ -19,6 +19,7 @@ pub mod formats;
 mod guard;
 mod ops;
 mod plan;
+mod run;
 mod sample;
 mod smart;
 mod watermark;
@@ -30,7 +31,7 @@ use image::DynamicImage;
 pub use colour::Colour;
 pub use formats::SourceFormat;
 
-use crate::recipe::{Format, Icc, Op, Output, Recipe};
+use crate::recipe::{Format, Icc, Op, Output};
 
 /// Checked before any pixel is decoded, on the source and (by [`plan`]) on
 /// every image a job makes from it.
@@ -40,6 +41,9 @@ pub struct Limits {
     pub max_width: u32,
     pub max_height: u32,
     pub max_pixels: u64,
+    /// Threads one job may use (at least 1): a worker with idle job slots
+    /// lends them to the jobs it runs.
+    pub threads: u32,
 }
 
 impl Default for Limits {
@@ -49,6 +53,7 @@ impl Default for Limits {
             max_width: 16_384,
             max_height: 16_384,
             max_pixels: 100_000_000,
+            threads: 1,
         }
     }
 }
@@ -158,6 +163,7 @@ pub use decode::{MAX_PNG_METADATA_BYTES, Probe};
 pub use face::{FaceBox, detect as detect_faces, load_model as load_face_model};
 pub use guard::MAX_JPEG_SCANS;
 pub use plan::{OutputPlan, Plan, WEBP_MAX_DIMENSION, plan};
+pub use run::{run, run_analysed, run_timed};
 
 /// Initialise the decoders that touch the file system when they start
 /// (libheif looks for plugins), so that a sandboxed process can do it
@@ -297,115 +303,6 @@ fn render_image(
     encode::encoded(output, format, size, ladder, times, || {
         encode::encode(&image, format, icc)
     })
-}
-
-/// Decode once, then make every output of the recipe.
-pub fn run(
-    bytes: &[u8],
-    recipe: &Recipe,
-    limits: &Limits,
-) -> Result<Vec<Rendition>, PipelineError> {
-    run_timed(bytes, recipe, limits).map(|(renditions, _)| renditions)
-}
-
-/// [`run`], and how long decoding, the operations and encoding took. Each
-/// stage is also a `tracing` span (`decode`, `render` → `operation`s →
-/// `encode`), for whoever records them.
-pub fn run_timed(
-    bytes: &[u8],
-    recipe: &Recipe,
-    limits: &Limits,
-) -> Result<(Vec<Rendition>, StageTimes), PipelineError> {
-    run_analysed(bytes, recipe, limits).map(|(renditions, times, _)| (renditions, times))
-}
-
-/// [`run_timed`], and the source's [`Analysis`] (computed once per job,
-/// after decoding; its time counts as processing).
-pub fn run_analysed(
-    bytes: &[u8],
-    recipe: &Recipe,
-    limits: &Limits,
-) -> Result<(Vec<Rendition>, StageTimes, Analysis), PipelineError> {
-    let mut times = StageTimes::default();
-    let span = tracing::info_span!(
-        "decode",
-        bytes = bytes.len(),
-        format = tracing::field::Empty,
-        width = tracing::field::Empty,
-        height = tracing::field::Empty
-    );
-    let started = Instant::now();
-    let (source, animation, fast) = span.in_scope(|| {
-        let probe = decode::probe(bytes, limits)?;
-        // Every size and the work are known before a pixel is decoded.
-        let plan = plan(&probe, recipe, limits)?;
-        if plan.frames > 1 {
-            let animation = animation::decode(bytes, &probe)?;
-            let first = animation.first(probe)?;
-            return Ok::<_, PipelineError>((first, Some((animation, probe)), None));
-        }
-        let keep = recipe.outputs.iter().any(|o| o.icc == Icc::Keep);
-        // A fast path works on the file's own samples: only for sources
-        // with no colour profile to convert from.
-        let plain = !keep && recipe.outputs.iter().all(|o| o.ladder.is_none());
-        if plain
-            && !fast::needs_colour(bytes)
-            && let Some(fast) = fast::decode(bytes, &probe, &plan, recipe)
-        {
-            let fast = fast?;
-            // The analysis needs only a small copy: a 1/8-scale decode.
-            let (w, h) = (probe.width.div_ceil(8), probe.height.div_ceil(8));
-            let small = decode_at(bytes, &probe, (1, (w, h)), limits, false)?;
-            return Ok((small, None, Some(fast)));
-        }
-        let source = decode_at(bytes, &probe, (plan.eighths, plan.decoded), limits, keep)?;
-        Ok((source, None, None))
-    })?;
-    times.decode = started.elapsed();
-    span.record("format", source.format.name());
-    span.record("width", source.full_size.0);
-    span.record("height", source.full_size.1);
-    drop(span);
-    let started = Instant::now();
-    let analysis = analysis::analyse(bytes, &source, limits);
-    times.process += started.elapsed();
-    if let Some(fast) = fast {
-        // A fast path's decode made the single output's source.
-        let rendition = fast.render(source.format, &recipe.outputs[0], &mut times)?;
-        return Ok((vec![rendition], times, analysis));
-    }
-    let mut rungs = recipe.rungs(source.full_size.0);
-    if animation.is_none()
-        && let [rung] = rungs.as_mut_slice()
-        && rung.output.icc == Icc::Srgb
-    {
-        // One output: it owns the decoded image and may change it in place.
-        let made = Made {
-            format: source.format,
-            full_size: source.full_size,
-            icc: None,
-            ladder: rung.ladder.take(),
-        };
-        let image = std::borrow::Cow::Owned(source.image);
-        let rendition = render_image(image, made, &rung.output, &mut times)?;
-        return Ok((vec![rendition], times, analysis));
-    }
-    let renditions = rungs
-        .into_iter()
-        .map(|rung| {
-            let format = rung
-                .output
-                .format
-                .unwrap_or_else(|| default_format(source.format));
-            match &animation {
-                Some((frames, probe)) if animation::animates(probe, &rung.output, format) => {
-                    animation::render(frames, &rung, format, &mut times)
-                }
-                _ => render_timed(&source, &rung.output, rung.ladder, &mut times),
-            }
-        })
-        .collect::<Result<_, _>>()?;
-    Ok((renditions, times, analysis))
 }
 
 /// Keep the source's format where we can write it; otherwise JPEG.

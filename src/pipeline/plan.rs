@@ -134,6 +134,16 @@ pub fn plan(probe: &Probe, recipe: &Recipe, limits: &Limits) -> Result<Plan, Pip
             peak_pixels: output_peak,
         });
     }
+    // Outputs made side by side (see `run`) hold their peaks at once.
+    let threads = (limits.threads.max(1) as usize).min(outputs.len());
+    if threads > 1 {
+        let mut peaks: Vec<u64> = outputs.iter().map(|o| o.peak_pixels).collect();
+        peaks.sort_unstable_by(|a, b| b.cmp(a));
+        let together = peaks[..threads]
+            .iter()
+            .fold(0u64, |sum, p| sum.saturating_add(*p));
+        peak = peak.max(source.saturating_add(together));
+    }
     if work > recipe::MAX_WORK {
         return Err(PipelineError::TooExpensive {
             work,

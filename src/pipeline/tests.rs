@@ -4,7 +4,7 @@ use image::ImageFormat;
 
 use super::ops::target_size;
 use super::*;
-use crate::recipe::{Fit, Resize};
+use crate::recipe::{Fit, Recipe, Resize};
 
 const ROCKET: &[u8] = include_bytes!("../../tests/fixtures/rocket.jpg");
 const CHELSEA: &[u8] = include_bytes!("../../tests/fixtures/chelsea.png");

@@ -65,7 +65,8 @@ impl Jobs {
     /// object, recipe and outcome on it, links it to the upload's trace,
     /// and opens the `download`, pipeline, `upload` and `manifest` spans
     /// beneath it.
-    pub async fn run(&self, object: &CreatedObject) -> anyhow::Result<Outcome> {
+    /// `threads`: how many the pipeline may use (see [`Limits::threads`]).
+    pub async fn run(&self, object: &CreatedObject, threads: u32) -> anyhow::Result<Outcome> {
         let job = Span::current();
         job.record("bucket", object.bucket.as_str());
         job.record("key", object.key.as_str());
@@ -197,7 +198,11 @@ impl Jobs {
         metric::bytes_in(bytes.len() as u64);
 
         let processing = Instant::now();
-        let (result, attempts) = self.sandboxed(&bytes, &resolved.recipe).await;
+        let limits = Limits {
+            threads,
+            ..self.limits
+        };
+        let (result, attempts) = self.sandboxed(&bytes, &resolved.recipe, &limits).await;
         manifest.sandbox = Some(SandboxUse {
             attempts,
             peak_rss_bytes: None,
@@ -269,11 +274,16 @@ impl Jobs {
     /// fresh child (the first death may have been a neighbour's doing, such
     /// as the kernel's OOM killer); a second is the input's fault.
     /// Returns how many children it took, too.
-    async fn sandboxed(&self, bytes: &[u8], recipe: &Recipe) -> (Result<Ran, Failure>, u32) {
+    async fn sandboxed(
+        &self,
+        bytes: &[u8],
+        recipe: &Recipe,
+        limits: &Limits,
+    ) -> (Result<Ran, Failure>, u32) {
         let mut attempt = 1;
         loop {
             let result = async {
-                let planned = self.sandbox.start(bytes, recipe, &self.limits).await?;
+                let planned = self.sandbox.start(bytes, recipe, limits).await?;
                 let _reservation = self.budget.reserve(planned.peak_pixels).await;
                 planned.finish().await
             }

@@ -100,6 +100,14 @@ impl Worker {
         }
     }
 
+    /// Threads a job starting now may use: its own, and one for each idle
+    /// job slot, at most one per core. At light load a job has the whole
+    /// machine; at saturation each has one thread, as before.
+    fn threads(&self) -> u32 {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        (1 + self.slots.available_permits()).min(cores) as u32
+    }
+
     /// Messages per `ReceiveMessage`: one receive loop per job slot, and
     /// together they hold about [`MESSAGES_IN_HAND`].
     fn batch(&self) -> usize {
@@ -333,7 +341,7 @@ impl Worker {
                 continue;
             }
             let started = Instant::now();
-            let result = self.jobs.run(&object).await;
+            let result = self.jobs.run(&object, self.threads()).await;
             let (outcome, code) = match &result {
                 Ok(Outcome::Done { .. }) => ("done", ""),
                 Ok(Outcome::Failed { code }) => ("failed", *code),

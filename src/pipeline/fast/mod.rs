@@ -28,8 +28,12 @@ use std::time::Instant;
 use image::DynamicImage;
 use image::metadata::Orientation;
 
+use super::analysis::SAMPLE_SIDE;
 use super::formats::SourceFormat;
-use super::{Made, PipelineError, Plan, Probe, Rendition, StageTimes, default_format, guard, ops};
+use super::{
+    Colour, Limits, Made, PipelineError, Plan, Probe, Rendition, Source, StageTimes,
+    default_format, guard, ops,
+};
 use crate::recipe::{Format, Op, Output, Recipe, Rotation};
 
 /// One step of an output on the image so far: in place when the pipeline
@@ -174,6 +178,22 @@ fn stays_planar(bytes: &[u8], plan: &Plan, output: &Output) -> bool {
 }
 
 impl Decoded {
+    /// A copy of the source at most [`SAMPLE_SIDE`] pixels on its longer
+    /// side, for the analysis, when this decode can make one without
+    /// decoding again: the planes can, a region cannot.
+    pub(super) fn sample(&self, probe: &Probe) -> Option<Source> {
+        match self {
+            Decoded::Planar(yuv, full_size) => Some(Source {
+                image: planar::sample(yuv, SAMPLE_SIDE),
+                native: None,
+                colour: Colour::Untagged,
+                format: probe.format,
+                full_size: *full_size,
+            }),
+            Decoded::Region(_) => None,
+        }
+    }
+
     /// Make the recipe's single output from what was decoded.
     pub(super) fn render(
         self,
@@ -230,6 +250,17 @@ fn render_planar(
     super::encode::encoded(output, format, size, None, times, || {
         planar::encode(&yuv, quality)
     })
+}
+
+/// The small copy of a source for the analysis when the fast path's
+/// decode did not make one: a 1/8-scale decode.
+pub(super) fn analysis_decode(
+    bytes: &[u8],
+    probe: &Probe,
+    limits: &Limits,
+) -> Result<Source, PipelineError> {
+    let (w, h) = (probe.width.div_ceil(8), probe.height.div_ceil(8));
+    super::decode_at(bytes, probe, (1, (w, h)), limits, false)
 }
 
 /// Whether a JPEG's colours need the general path: an ICC profile (APP2)
