@@ -191,6 +191,8 @@ def vips_equivalents(pyvips):
         "watermark": lambda d: [jpeg(watermark(load(d)))],
         "crop": lambda d: [jpeg(load(d).crop(100, 100, 800, 600))],
         "rotate90": lambda d: [jpeg(load(d, "random").rot90())],
+        # libvips has no lossless transform: the same rotation, re-encoded.
+        "rotate90_lossless": lambda d: [jpeg(load(d, "random").rot90())],
         "flip_h": lambda d: [jpeg(load(d).fliphor())],
         "combo": lambda d: [
             jpeg(watermark(Image.thumbnail_buffer(d, 1600, size="down").sharpen(sigma=1)))
@@ -212,6 +214,7 @@ VIPS_DESCRIPTIONS = {
     "watermark": "Image.text('DejaVu Sans 48') → composite2 over the text's box → insert → Q=80",
     "crop": "crop(100,100,800,600) → Q=80",
     "rotate90": "rot90() (random access) → Q=80",
+    "rotate90_lossless": "rot90() (random access) → Q=80 (libvips has no lossless rotation)",
     "flip_h": "fliphor() → Q=80",
     "combo": "thumbnail_buffer(1600, size=down) → sharpen(sigma=1) → watermark → Q=80",
 }
@@ -288,6 +291,7 @@ def im_equivalent(case_id, fixture="12mp"):
         "watermark": ([], ["-strip"] + WATERMARK_IM + q80, "jpg"),
         "crop": ([], ["-strip", "-crop", "800x600+100+100", "+repage"] + q80, "jpg"),
         "rotate90": ([], ["-strip", "-rotate", "90"] + q80, "jpg"),
+        "rotate90_lossless": ([], ["-strip", "-rotate", "90"] + q80, "jpg"),
         "flip_h": ([], ["-strip", "-flop"] + q80, "jpg"),
         "combo": (
             hint("3200x2400"),

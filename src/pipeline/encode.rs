@@ -19,9 +19,11 @@ pub(super) fn encode(
     icc: Option<&[u8]>,
 ) -> Result<Vec<u8>, String> {
     match format {
+        // A lossless output never gets here: `pipeline::lossless` makes it.
         Format::Jpeg {
             quality,
             background,
+            ..
         } => {
             let out = jpeg(&flatten(image, background.0), quality)?;
             match icc {

@@ -17,6 +17,7 @@ mod face;
 mod fast;
 pub mod formats;
 mod guard;
+mod lossless;
 mod ops;
 mod plan;
 mod run;
@@ -103,6 +104,8 @@ pub enum PipelineError {
     Encode { output: String, reason: String },
     #[error("{op} failed: {reason}")]
     Operation { op: &'static str, reason: String },
+    #[error("output {output:?} cannot be lossless: {reason}")]
+    LosslessUnavailable { output: String, reason: String },
     #[error("the crop {crop} lies outside the {width}x{height} image")]
     CropOutside {
         crop: String,
@@ -124,6 +127,7 @@ impl PipelineError {
             PipelineError::Corrupt(_) => "corrupt_image",
             PipelineError::Encode { .. } => "encode_failed",
             PipelineError::CropOutside { .. } => "crop_outside_image",
+            PipelineError::LosslessUnavailable { .. } => "lossless_unavailable",
             PipelineError::Operation { .. } => "operation_failed",
         }
     }

@@ -11,7 +11,7 @@ use std::time::Instant;
 
 use super::{
     Analysis, Limits, Made, PipelineError, Probe, Rendition, Source, StageTimes, analysis,
-    animation, decode, decode_at, default_format, fast, plan, render_image, render_timed,
+    animation, decode, decode_at, default_format, fast, lossless, plan, render_image, render_timed,
 };
 use crate::recipe::{Icc, Recipe, Rung};
 
@@ -55,12 +55,18 @@ enum Start {
     Fast(fast::Decoded, Probe),
 }
 
+/// Every rendition, the stage times, the analysis if asked for.
+type Ran = (Vec<Rendition>, StageTimes, Option<Analysis>);
+
 fn run_with(
     bytes: &[u8],
     recipe: &Recipe,
     limits: &Limits,
     analyse: bool,
-) -> Result<(Vec<Rendition>, StageTimes, Option<Analysis>), PipelineError> {
+) -> Result<Ran, PipelineError> {
+    if recipe.outputs.iter().any(lossless::wanted) {
+        return run_lossless(bytes, recipe, limits, analyse);
+    }
     let mut times = StageTimes::default();
     let span = tracing::info_span!(
         "decode",
@@ -137,6 +143,56 @@ fn run_with(
             Ok((renditions, times, analysis))
         }
     }
+}
+
+/// A recipe with `jpeg,lossless=true` outputs: those are made from the
+/// file's coefficients (no decode), the others as any recipe's, in order.
+fn run_lossless(
+    bytes: &[u8],
+    recipe: &Recipe,
+    limits: &Limits,
+    analyse: bool,
+) -> Result<Ran, PipelineError> {
+    let probe = decode::probe(bytes, limits)?;
+    plan(&probe, recipe, limits)?;
+    let (lossless, rest): (Vec<_>, Vec<_>) = (recipe.outputs.iter().cloned())
+        .enumerate()
+        .partition(|(_, output)| lossless::wanted(output));
+    for (_, output) in &lossless {
+        lossless::check(&probe, output)?;
+    }
+    let (mut made, mut times, analysis) = if rest.is_empty() {
+        let started = Instant::now();
+        let analysis = match analyse {
+            true => {
+                let small = fast::analysis_decode(bytes, &probe, limits)?;
+                Some(analysis::analyse(bytes, &small, limits))
+            }
+            false => None,
+        };
+        let times = StageTimes {
+            decode: started.elapsed(),
+            ..StageTimes::default()
+        };
+        (Vec::new(), times, analysis)
+    } else {
+        let outputs = rest.iter().map(|(_, output)| output.clone()).collect();
+        run_with(bytes, &Recipe { outputs }, limits, analyse)?
+    };
+    // Put every rendition back at its output's place in the recipe.
+    let mut placed: Vec<(usize, Rendition)> =
+        rest.iter().map(|(i, _)| *i).zip(made.drain(..)).collect();
+    for (i, output) in &lossless {
+        let started = Instant::now();
+        placed.push((*i, lossless::render(bytes, &probe, output)?));
+        times.encode += started.elapsed();
+    }
+    placed.sort_by_key(|(i, _)| *i);
+    Ok((
+        placed.into_iter().map(|(_, r)| r).collect(),
+        times,
+        analysis,
+    ))
 }
 
 /// Probe, plan and decode: the general way, or a fast path's.

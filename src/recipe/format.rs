@@ -39,6 +39,7 @@ impl Format {
     pub const JPEG: Format = Format::Jpeg {
         quality: DEFAULT_JPEG_QUALITY,
         background: WHITE,
+        lossless: false,
     };
 
     pub fn extension(self) -> &'static str {
@@ -94,9 +95,11 @@ impl Format {
 impl fmt::Display for Format {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
+            Format::Jpeg { lossless: true, .. } => f.write_str("jpeg,lossless=true"),
             Format::Jpeg {
                 quality,
                 background,
+                ..
             } => {
                 write!(f, "jpeg,q={quality}")?;
                 if *background != WHITE {

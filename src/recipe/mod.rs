@@ -194,9 +194,13 @@ pub struct Rgb(pub [u8; 3]);
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Format {
     /// `background` replaces transparency, which JPEG cannot hold.
+    /// `lossless`: jpegtran's lossless transforms (`jpeg,lossless=true`):
+    /// the source JPEG's own DCT coefficients rotated or flipped, never
+    /// decoded or quantised again; `quality` is then unused.
     Jpeg {
         quality: u8,
         background: Rgb,
+        lossless: bool,
     },
     Png,
     WebP {

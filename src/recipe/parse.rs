@@ -351,17 +351,23 @@ fn parse_step(span: Span<'_>) -> Result<Step, ParseError> {
             Step::Op(Op::Sharpen { sigma, amount })
         }
         "jpeg" | "jpg" => {
-            let quality = p
-                .take("q")
-                .map(quality)
+            let q = p.take("q").map(quality).transpose()?;
+            let bg = p.take("bg").map(rgb).transpose()?;
+            let lossless = p
+                .take("lossless")
+                .map(boolean)
                 .transpose()?
-                .unwrap_or(DEFAULT_JPEG_QUALITY);
-            let background = p.take("bg").map(rgb).transpose()?.unwrap_or(WHITE);
-            p.finish("q, bg, icc, frames")?;
+                .unwrap_or(false);
+            p.finish("q, bg, lossless, icc, frames")?;
+            if lossless && (q.is_some() || bg.is_some()) {
+                // The source's own quantisation and pixels are kept.
+                return Err(span.error("`lossless=true` alone: no `q` or `bg`"));
+            }
             Step::Format(
                 Format::Jpeg {
-                    quality,
-                    background,
+                    quality: q.unwrap_or(DEFAULT_JPEG_QUALITY),
+                    background: bg.unwrap_or(WHITE),
+                    lossless,
                 },
                 Frames::All,
                 icc,

@@ -41,7 +41,8 @@ fn several_named_outputs_each_with_a_format() {
         recipe.outputs[0].format,
         Some(Format::Jpeg {
             quality: 70,
-            background: WHITE
+            background: WHITE,
+            lossless: false,
         })
     );
     assert_eq!(recipe.outputs[1].format, Some(Format::Png));
@@ -345,7 +346,13 @@ mod properties {
         proptest::option::of(prop_oneof![
             (1u8..=100, any::<[u8; 3]>()).prop_map(|(quality, bg)| Format::Jpeg {
                 quality,
-                background: Rgb(bg)
+                background: Rgb(bg),
+                lossless: false,
+            }),
+            Just(Format::Jpeg {
+                quality: DEFAULT_JPEG_QUALITY,
+                background: WHITE,
+                lossless: true,
             }),
             Just(Format::Png),
             (1u8..=100).prop_map(|q| Format::WebP {

@@ -332,6 +332,7 @@ fn stable_code(code: &str) -> &'static str {
         "corrupt_image",
         "encode_failed",
         "crop_outside_image",
+        "lossless_unavailable",
         "operation_failed",
         "invalid_recipe",
         "recipe_too_expensive",

@@ -454,6 +454,12 @@ fn hostile_corpus() -> Vec<Hostile> {
             r("crop,x=5000,y=0,w=10,h=10"),
             "crop_outside_image",
         ),
+        (
+            "lossless-resize".into(),
+            ROCKET.to_vec(),
+            r("resize,w=100/jpeg,lossless=true"),
+            "lossless_unavailable",
+        ),
     ];
     // Mislabelled: PNG bytes under a .jpg name work (content decides), text under .png does not.
     c.push((

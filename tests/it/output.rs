@@ -244,8 +244,8 @@ async fn a_ladder_of_an_animation_through_the_worker_lists_its_widths_and_srcset
     }
 }
 
-/// The `imgflow process` commands of docs/recipes.md's AVIF, Animation and
-/// Responsive ladder sections, as written there (run from the crate root).
+/// The `imgflow process` commands of docs/recipes.md's lossless turns, AVIF,
+/// Animation and Responsive ladder sections, as written there (run from the crate root).
 #[test]
 fn the_commands_in_the_docs_output_sections_run_as_written() {
     let dir = tempdir();
@@ -274,6 +274,11 @@ fn the_commands_in_the_docs_output_sections_run_as_written() {
             "out/",
             "hero:ladder,w=320.600.1280/webp",
         ),
+        (
+            "tests/fixtures/rocket.jpg",
+            "turned.jpg",
+            "rotate,deg=90/jpeg,lossless=true",
+        ),
     ];
     for (input, output, recipe) in runs {
         assert!(
@@ -301,6 +306,7 @@ fn the_commands_in_the_docs_output_sections_run_as_written() {
     assert_eq!(seen("out/anim.webp")["frames"], 12);
     assert_eq!(seen("out/poster.jpg")["frames"], 1);
     assert_eq!(seen("first.webp")["frames"], 1);
+    assert_eq!(seen("turned.jpg")["size"], serde_json::json!([424, 640]));
     for (name, width) in [("hero-320", 320), ("hero-600", 600), ("hero-640", 640)] {
         assert_eq!(seen(&format!("out/{name}.webp"))["size"][0], width);
     }
