@@ -21,6 +21,7 @@ mod planar;
 mod region;
 #[cfg(test)]
 mod tests;
+mod turn;
 
 use std::borrow::Cow;
 use std::time::Instant;

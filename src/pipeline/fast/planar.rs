@@ -157,7 +157,7 @@ fn rotate(image: &Yuv, clockwise: bool) -> Yuv {
     for (w, h, src) in image.planes() {
         let (dst, tail) = rest.split_at_mut(w * h);
         rest = tail;
-        super::inplace::rotate_tiled::<1>(src, w, h, dst, clockwise);
+        super::turn::rotate_plane(src, w, h, dst, clockwise);
     }
     out
 }

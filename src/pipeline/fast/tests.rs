@@ -3,7 +3,7 @@
 use image::{DynamicImage, GenericImageView};
 
 use super::super::{Limits, Rendition, decode as full_decode, plan, probe, run};
-use super::{Decoded, inplace, planar};
+use super::{Decoded, inplace, planar, turn};
 use crate::recipe::{Op, Recipe};
 
 const ROCKET: &[u8] = include_bytes!("../../../tests/fixtures/rocket.jpg");
@@ -257,6 +257,28 @@ fn tiled_quarter_turns_put_every_sample_where_a_plain_loop_does() {
                 }
             }
             assert_eq!(tiled, plain, "{w}x{h} clockwise={clockwise}");
+        }
+    }
+}
+
+#[test]
+fn planes_turned_eight_by_eight_match_the_tiled_turn() {
+    for (w, h) in [
+        (1, 1),
+        (8, 8),
+        (16, 8),
+        (37, 70),
+        (64, 32),
+        (100, 3),
+        (130, 67),
+    ] {
+        let src: Vec<u8> = (0..w * h).map(|i| (i * 7 % 251) as u8).collect();
+        for clockwise in [true, false] {
+            let mut blocks = vec![0; src.len()];
+            turn::rotate_plane(&src, w, h, &mut blocks, clockwise);
+            let mut tiled = vec![0; src.len()];
+            inplace::rotate_tiled::<1>(&src, w, h, &mut tiled, clockwise);
+            assert_eq!(blocks, tiled, "{w}x{h} clockwise={clockwise}");
         }
     }
 }
