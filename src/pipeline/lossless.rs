@@ -73,13 +73,7 @@ pub(super) fn render(
         // CMYK and YCCK files need their Adobe marker, which is not copied.
         return Err(unavailable(output, "the JPEG is not YCbCr or gray"));
     }
-    let symmetry = output
-        .ops
-        .iter()
-        .fold(Symmetry::upright(probe.orientation), |done, op| {
-            done.then(Symmetry::of(op))
-        });
-    let mut transform = Transform::op(symmetry.op());
+    let mut transform = Transform::op(composed(probe.orientation, &output.ops));
     transform.trim = true;
     transform.copy_none = true;
     let turned = turbojpeg::transform(&transform, jpeg).map_err(|e| PipelineError::Encode {
@@ -97,6 +91,16 @@ pub(super) fn render(
         bytes: turned,
         ladder: None,
     })
+}
+
+/// The one transform that sets an image with `orientation` upright and
+/// then does `ops` (turns and flips; anything else counts as nothing).
+pub(super) fn composed(orientation: Orientation, ops: &[Op]) -> TransformOp {
+    ops.iter()
+        .fold(Symmetry::upright(orientation), |done, op| {
+            done.then(Symmetry::of(op))
+        })
+        .op()
 }
 
 /// One of the eight symmetries of a rectangle, as the 2x2 matrix that maps

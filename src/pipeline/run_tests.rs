@@ -6,8 +6,26 @@ use crate::recipe::Recipe;
 const ROCKET: &[u8] = include_bytes!("../../tests/fixtures/rocket.jpg");
 const CHELSEA: &[u8] = include_bytes!("../../tests/fixtures/chelsea.png");
 
+/// rocket.jpg cut to whole 16-pixel blocks and written 4:2:0: the file a
+/// flip re-encodes in the DCT domain, with the analysis decoded beside it.
+fn whole_blocks() -> Vec<u8> {
+    let rgb = image::load_from_memory(ROCKET).unwrap().to_rgb8();
+    let cut = image::imageops::crop_imm(&rgb, 0, 0, 640, 416).to_image();
+    let image = turbojpeg::Image {
+        pixels: cut.as_raw().as_slice(),
+        width: 640,
+        pitch: 640 * 3,
+        height: 416,
+        format: turbojpeg::PixelFormat::RGB,
+    };
+    turbojpeg::compress(image, 90, turbojpeg::Subsamp::Sub2x2)
+        .unwrap()
+        .to_vec()
+}
+
 #[test]
 fn more_threads_make_the_same_renditions_and_analysis() {
+    let whole = whole_blocks();
     let one = Limits::default();
     let three = Limits {
         threads: 3,
@@ -24,6 +42,8 @@ fn more_threads_make_the_same_renditions_and_analysis() {
         (ROCKET, "crop,x=10,y=20,w=100,h=50/jpeg"),
         // One output on the general path.
         (CHELSEA, "sepia/jpeg"),
+        // A flip in the DCT domain.
+        (&whole, "flip,dir=h/jpeg,q=80"),
     ] {
         let recipe = Recipe::parse(recipe).unwrap();
         let (a, _, analysis_a) = run_analysed(input, &recipe, &one).unwrap();

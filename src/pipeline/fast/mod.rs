@@ -21,6 +21,7 @@ mod planar;
 mod region;
 #[cfg(test)]
 mod tests;
+mod transcode;
 mod turn;
 
 use std::borrow::Cow;
@@ -61,10 +62,17 @@ pub(super) enum Decoded {
     /// The first step's crop, already applied: the output's other steps
     /// are left.
     Region(DynamicImage),
+    /// Nothing decoded: flips, turns and the re-encode done on the file's
+    /// DCT coefficients ([`transcode`]); the output's size.
+    Transcode(transcode::Transcode, (u32, u32)),
 }
 
 /// Decode for a fast path, or `None` when none applies to this recipe and
 /// file (the caller then decodes the general way).
+///
+/// The choice depends on the file and the recipe only, never on threads or
+/// on whether the source is analysed: the same job always makes the same
+/// bytes.
 pub(super) fn decode(
     bytes: &[u8],
     probe: &Probe,
@@ -82,7 +90,21 @@ pub(super) fn decode(
     }
     let corrupt = |e: String| PipelineError::Corrupt(e);
     let scans = guard::MAX_JPEG_SCANS as u32;
-    if jpeg_quality(output, probe).is_some() && stays_planar(bytes, plan, output) {
+    let quality = jpeg_quality(output, probe);
+    if let Some(quality) = quality
+        && plan.eighths == 8
+        && let Some(job) = transcode::plan(bytes, &output.ops, quality)
+    {
+        let (w, h) = probe.upright();
+        let turned = output
+            .ops
+            .iter()
+            .filter(|op| matches!(op, Op::Rotate(Rotation::R90 | Rotation::R270)))
+            .count();
+        let size = if turned % 2 == 1 { (h, w) } else { (w, h) };
+        return Some(Ok(Decoded::Transcode(job, size)));
+    }
+    if quality.is_some() && stays_planar(bytes, plan, output) {
         return Some(
             planar::decode(bytes, scans, plan.eighths)
                 .map(|yuv| Decoded::Planar(yuv, probe.upright()))
@@ -191,7 +213,7 @@ impl Decoded {
                 format: probe.format,
                 full_size: *full_size,
             }),
-            Decoded::Region(_) => None,
+            Decoded::Region(_) | Decoded::Transcode(..) => None,
         }
     }
 
@@ -217,6 +239,12 @@ impl Decoded {
                 super::render_image(Cow::Owned(image), made, &rest, times)
             }
             Decoded::Planar(yuv, full_size) => render_planar(yuv, format, full_size, output, times),
+            Decoded::Transcode(job, size) => {
+                let _output = tracing::info_span!("render", output = %output.name).entered();
+                let format = output.format.unwrap_or_else(|| default_format(format));
+                let scans = guard::MAX_JPEG_SCANS as u32;
+                super::encode::encoded(output, format, size, None, times, || job.run(scans))
+            }
         }
     }
 }
