@@ -820,9 +820,17 @@ def main():
     if args.cpu >= 0:
         os.sched_setaffinity(0, {args.cpu})  # inherited by every process started below
     env = environment(pyvips)
-    env["pinned"] = f"CPU {args.cpu}" if args.cpu >= 0 else "not pinned"
+    env["pinned"] = (
+        f"every measured process pinned to one core (CPU {args.cpu}), VIPS_CONCURRENCY=1, "
+        "`convert -limit thread 1`"
+        if args.cpu >= 0
+        else "not pinned"
+    )
     if args.all_threads:
-        env["pinned"] = "not pinned, every process at its default thread count"
+        env["pinned"] = (
+            "not pinned, every process at its default thread count (libvips: "
+            "VIPS_CONCURRENCY unset; imgflow: `--threads` = the CPUs, as an idle worker)"
+        )
     if "--analysed" in OURS_FLAGS:
         env["pinned"] += "; imgflow as the worker runs a job (with the manifest's analysis)"
     else:
@@ -868,14 +876,14 @@ def main():
                 add_psnr(pyvips, row, fixture_path, ref_cache)
             rows.append(row)
 
+    threads = "every core (each at its default concurrency)" if args.all_threads else "one thread each"
     header = "\n".join(
         [
-            f"imgflow vs libvips vs ImageMagick, one thread each — {env['date']}",
+            f"imgflow vs libvips vs ImageMagick, {threads} — {env['date']}",
             "",
             f"- imgflow {env['git']}, {env['rustc']}; libvips {env['libvips']}; "
             f"ImageMagick {env['imagemagick']}",
-            f"- {env['cpu']}; load average at start {env['load']}; every measured process pinned "
-            f"to one core ({env['pinned']}), VIPS_CONCURRENCY=1, `convert -limit thread 1`",
+            f"- {env['cpu']}; load average at start {env['load']}; {env['pinned']}",
             "- times: median ms over N runs after a warm-up (ImageMagick: whole `convert` "
             "processes, start-up and file I/O included); ratios < 1 mean imgflow is faster/smaller",
             "- peak RSS: VmHWM / ru_maxrss of the whole process over warm-up + N runs; "
