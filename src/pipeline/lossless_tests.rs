@@ -3,26 +3,15 @@
 
 use image::{DynamicImage, GenericImageView, RgbImage};
 
+use super::super::test_images::rocket_420;
 use super::super::{Limits, Rendition, run};
 use crate::recipe::Recipe;
 
-const ROCKET: &[u8] = include_bytes!("../../tests/fixtures/rocket.jpg");
 const CHELSEA: &[u8] = include_bytes!("../../tests/fixtures/chelsea.png");
 
-/// rocket.jpg cut to 640x416, whole 16-pixel blocks both ways, 4:2:0.
+/// Whole 16-pixel blocks both ways, 4:2:0.
 fn whole_blocks_jpeg() -> Vec<u8> {
-    let rgb = image::load_from_memory(ROCKET).unwrap().to_rgb8();
-    let cut = image::imageops::crop_imm(&rgb, 0, 0, 640, 416).to_image();
-    let image = turbojpeg::Image {
-        pixels: cut.as_raw().as_slice(),
-        width: 640,
-        pitch: 640 * 3,
-        height: 416,
-        format: turbojpeg::PixelFormat::RGB,
-    };
-    turbojpeg::compress(image, 85, turbojpeg::Subsamp::Sub2x2)
-        .unwrap()
-        .to_vec()
+    rocket_420(640, 416, 85)
 }
 
 fn made(recipe: &str, input: &[u8]) -> Result<Rendition, String> {

@@ -325,6 +325,8 @@ fn default_format(source: SourceFormat) -> Format {
 }
 
 #[cfg(test)]
+mod test_images;
+#[cfg(test)]
 mod tests;
 
 #[cfg(test)]

@@ -1,31 +1,16 @@
 //! A job's threads change how fast it runs, never what it makes.
 
-use super::{Limits, run_analysed, run_timed};
+use super::super::test_images::{ROCKET, rocket_420};
+use super::super::{Limits, Rendition};
+use super::{run_analysed, run_timed};
 use crate::recipe::Recipe;
 
-const ROCKET: &[u8] = include_bytes!("../../tests/fixtures/rocket.jpg");
 const CHELSEA: &[u8] = include_bytes!("../../tests/fixtures/chelsea.png");
-
-/// rocket.jpg cut to whole 16-pixel blocks and written 4:2:0: the file a
-/// flip re-encodes in the DCT domain, with the analysis decoded beside it.
-fn whole_blocks() -> Vec<u8> {
-    let rgb = image::load_from_memory(ROCKET).unwrap().to_rgb8();
-    let cut = image::imageops::crop_imm(&rgb, 0, 0, 640, 416).to_image();
-    let image = turbojpeg::Image {
-        pixels: cut.as_raw().as_slice(),
-        width: 640,
-        pitch: 640 * 3,
-        height: 416,
-        format: turbojpeg::PixelFormat::RGB,
-    };
-    turbojpeg::compress(image, 90, turbojpeg::Subsamp::Sub2x2)
-        .unwrap()
-        .to_vec()
-}
 
 #[test]
 fn more_threads_make_the_same_renditions_and_analysis() {
-    let whole = whole_blocks();
+    // A flip done in the DCT domain, the analysis decoded beside it.
+    let whole = rocket_420(640, 416, 90);
     let one = Limits::default();
     let three = Limits {
         threads: 3,
@@ -49,7 +34,7 @@ fn more_threads_make_the_same_renditions_and_analysis() {
         let (a, _, analysis_a) = run_analysed(input, &recipe, &one).unwrap();
         let (b, _, analysis_b) = run_analysed(input, &recipe, &three).unwrap();
         assert_eq!(analysis_a, analysis_b, "{recipe}");
-        let names = |r: &[super::Rendition]| r.iter().map(|r| r.name.clone()).collect::<Vec<_>>();
+        let names = |r: &[Rendition]| r.iter().map(|r| r.name.clone()).collect::<Vec<_>>();
         assert_eq!(names(&a), names(&b), "{recipe}: recipe order");
         for (x, y) in a.iter().zip(&b) {
             assert!(x.bytes == y.bytes, "{recipe}: {} differs", x.name);

@@ -1,29 +1,18 @@
 //! Each fast path against the general one on the same input.
 
-use image::{DynamicImage, GenericImageView};
+use image::DynamicImage;
 
+use super::super::test_images::{ROCKET, psnr, rocket_420};
 use super::super::{Limits, Rendition, decode as full_decode, plan, probe, run};
 use super::{Decoded, inplace, planar, turn};
 use crate::recipe::{Op, Recipe};
 
-const ROCKET: &[u8] = include_bytes!("../../../tests/fixtures/rocket.jpg");
 const CHELSEA: &[u8] = include_bytes!("../../../tests/fixtures/chelsea.png");
 
 /// rocket.jpg (640x427) cut to sides even at full and half scale and written 4:2:0, so that every
 /// planar step applies to it.
 fn even_jpeg() -> Vec<u8> {
-    let rgb = image::load_from_memory(ROCKET).unwrap().to_rgb8();
-    let cut = image::imageops::crop_imm(&rgb, 0, 0, 640, 424).to_image();
-    let image = turbojpeg::Image {
-        pixels: cut.as_raw().as_slice(),
-        width: 640,
-        pitch: 640 * 3,
-        height: 424,
-        format: turbojpeg::PixelFormat::RGB,
-    };
-    turbojpeg::compress(image, 90, turbojpeg::Subsamp::Sub2x2)
-        .unwrap()
-        .to_vec()
+    rocket_420(640, 424, 90)
 }
 
 fn renditions(recipe: &str, input: &[u8]) -> Vec<Rendition> {
@@ -48,19 +37,6 @@ fn general(steps: &str, input: &[u8]) -> Rendition {
         format!("a:{ops}/{format}+b:png")
     };
     renditions(&recipe, input).remove(0)
-}
-
-fn psnr(a: &DynamicImage, b: &DynamicImage) -> f64 {
-    assert_eq!(a.dimensions(), b.dimensions());
-    let (a, b) = (a.to_rgb8(), b.to_rgb8());
-    let se: f64 = a
-        .as_raw()
-        .iter()
-        .zip(b.as_raw())
-        .map(|(&x, &y)| (f64::from(x) - f64::from(y)).powi(2))
-        .sum();
-    let mse = se / a.as_raw().len() as f64;
-    10.0 * (255.0f64 * 255.0 / mse.max(1e-9)).log10()
 }
 
 fn decoded_by(recipe: &str, input: &[u8]) -> Option<Decoded> {

@@ -1,26 +1,14 @@
 //! The DCT-domain path against the pixel (planar) path on the same input.
 
+use super::super::super::test_images::{ROCKET, psnr_of, rocket_420};
 use super::super::super::{Limits, Rendition, StageTimes, plan as plan_job, probe, run};
 use super::super::Decoded;
 use super::{CHROMA, LUMA, header, plan, scaled};
 use crate::recipe::Recipe;
 
-const ROCKET: &[u8] = include_bytes!("../../../tests/fixtures/rocket.jpg");
-
-/// rocket.jpg cut to `w` x `h` and written 4:2:0 at quality 90.
+/// rocket.jpg cut to `w` x `h`, 4:2:0, quality 90.
 fn jpeg(w: usize, h: usize) -> Vec<u8> {
-    let rgb = image::load_from_memory(ROCKET).unwrap().to_rgb8();
-    let cut = image::imageops::crop_imm(&rgb, 0, 0, w as u32, h as u32).to_image();
-    let image = turbojpeg::Image {
-        pixels: cut.as_raw().as_slice(),
-        width: w,
-        pitch: w * 3,
-        height: h,
-        format: turbojpeg::PixelFormat::RGB,
-    };
-    turbojpeg::compress(image, 90, turbojpeg::Subsamp::Sub2x2)
-        .unwrap()
-        .to_vec()
+    rocket_420(w, h, 90)
 }
 
 /// The single output of `recipe` on `input`: as the pipeline chooses
@@ -43,21 +31,6 @@ fn made(recipe: &str, input: &[u8], transcode: bool) -> (bool, Rendition) {
         .render(probe.format, &recipe.outputs[0], &mut StageTimes::default())
         .unwrap();
     (by_dct, rendition)
-}
-
-fn psnr(a: &[u8], b: &[u8]) -> f64 {
-    let (a, b) = (
-        image::load_from_memory(a).unwrap().to_rgb8(),
-        image::load_from_memory(b).unwrap().to_rgb8(),
-    );
-    assert_eq!(a.dimensions(), b.dimensions());
-    let se: f64 = a
-        .as_raw()
-        .iter()
-        .zip(b.as_raw())
-        .map(|(&x, &y)| (f64::from(x) - f64::from(y)).powi(2))
-        .sum();
-    10.0 * (255.0f64 * 255.0 / (se / a.as_raw().len() as f64).max(1e-9)).log10()
 }
 
 #[test]
@@ -122,8 +95,8 @@ fn the_dct_path_is_as_faithful_as_the_pixel_path_in_as_many_bytes() {
             .remove(0)
             .bytes;
             let (to_dct, to_pixels) = (
-                psnr(&dct.bytes, &reference),
-                psnr(&pixels.bytes, &reference),
+                psnr_of(&dct.bytes, &reference),
+                psnr_of(&pixels.bytes, &reference),
             );
             // Above the source's own quality (q95 of a q90 file) the pixel
             // path quantises its own decode, the very reference: 0.35 dB.
