@@ -89,8 +89,9 @@ fn run_with(
     match start {
         Start::Fast(decoded, probe) => {
             let output = &recipe.outputs[0];
-            // The planes hold a small copy for the analysis already; a
-            // region does not, and needs a 1/8-scale decode of its own.
+            // The planes hold a small copy for the analysis already, and
+            // the DCT-domain path makes one as it goes; a region needs a
+            // 1/8-scale decode of its own.
             let sample = if analyse {
                 decoded.sample(&probe)
             } else {
@@ -111,20 +112,27 @@ fn run_with(
                     Ok((analysis, times))
                 };
             let (rendition, described) = if !analyse {
-                (decoded.render(format, output, &mut times)?, None)
+                (decoded.render(&probe, output, &mut times)?.0, None)
+            } else if sample.is_none() && decoded.samples_while_rendering() {
+                // The DCT-domain path: its DC values are the small copy.
+                let (rendition, small) = decoded.render(&probe, output, &mut times)?;
+                (rendition, Some(describe(small)?))
             } else if sample.is_none() && limits.threads > 1 {
                 // Both decodes at once: the region's, and the analysis's.
                 std::thread::scope(|scope| {
                     let describing = scope.spawn(|| describe(None));
-                    let rendition = decoded.render(format, output, &mut times);
+                    let rendition = decoded.render(&probe, output, &mut times);
                     let described = describing
                         .join()
                         .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
-                    Ok::<_, PipelineError>((rendition?, Some(described?)))
+                    Ok::<_, PipelineError>((rendition?.0, Some(described?)))
                 })?
             } else {
                 let described = describe(sample)?;
-                (decoded.render(format, output, &mut times)?, Some(described))
+                (
+                    decoded.render(&probe, output, &mut times)?.0,
+                    Some(described),
+                )
             };
             let analysis = described.map(|(analysis, spent)| {
                 times.process += spent.process;

@@ -217,14 +217,23 @@ impl Decoded {
         }
     }
 
-    /// Make the recipe's single output from what was decoded.
+    /// Whether [`render`](Self::render) makes the analysis's small copy
+    /// on its way (the DCT-domain path sees every block's DC value).
+    pub(super) fn samples_while_rendering(&self) -> bool {
+        matches!(self, Decoded::Transcode(..))
+    }
+
+    /// Make the recipe's single output from what was decoded, and the
+    /// analysis's small copy if it came for free (see
+    /// [`samples_while_rendering`](Self::samples_while_rendering)).
     pub(super) fn render(
         self,
-        format: SourceFormat,
+        probe: &Probe,
         output: &Output,
         times: &mut StageTimes,
-    ) -> Result<Rendition, PipelineError> {
-        match self {
+    ) -> Result<(Rendition, Option<Source>), PipelineError> {
+        let format = probe.format;
+        let rendition = match self {
             Decoded::Region(image) => {
                 let rest = Output {
                     ops: output.ops[1..].to_vec(),
@@ -243,9 +252,20 @@ impl Decoded {
                 let _output = tracing::info_span!("render", output = %output.name).entered();
                 let format = output.format.unwrap_or_else(|| default_format(format));
                 let scans = guard::MAX_JPEG_SCANS as u32;
-                super::encode::encoded(output, format, size, None, times, || job.run(scans))
+                let rendition =
+                    super::encode::encoded(output, format, size, None, times, || job.run(scans))?;
+                let small = transcode::dc_image(&job.take_dc(), &job.dc_steps(), job.op());
+                let small = small.map(|image| Source {
+                    image,
+                    native: None,
+                    colour: Colour::Untagged,
+                    format: probe.format,
+                    full_size: probe.upright(),
+                });
+                return Ok((rendition, small));
             }
-        }
+        };
+        rendition.map(|rendition| (rendition, None))
     }
 }
 

@@ -361,22 +361,21 @@ pub(super) fn sample(image: &Yuv, side: u32) -> image::DynamicImage {
         return image::DynamicImage::ImageLuma8(gray);
     }
     let rgb: Vec<u8> = (0..(w * h) as usize)
-        .flat_map(|i| {
-            let (y, cb, cr) = (
-                f32::from(small[0][i]),
-                f32::from(small[1][i]) - 128.0,
-                f32::from(small[2][i]) - 128.0,
-            );
-            [
-                y + 1.402 * cr,
-                y - 0.344_136 * cb - 0.714_136 * cr,
-                y + 1.772 * cb,
-            ]
-            .map(|v| v.round().clamp(0.0, 255.0) as u8)
-        })
+        .flat_map(|i| rgb_of(small[0][i], small[1][i], small[2][i]))
         .collect();
     let rgb = image::RgbImage::from_raw(w, h, rgb).expect("w x h pixels");
     image::DynamicImage::ImageRgb8(rgb)
+}
+
+/// JFIF's YCbCr -> RGB of one pixel.
+pub(super) fn rgb_of(y: u8, cb: u8, cr: u8) -> [u8; 3] {
+    let (y, cb, cr) = (f32::from(y), f32::from(cb) - 128.0, f32::from(cr) - 128.0);
+    [
+        y + 1.402 * cr,
+        y - 0.344_136 * cb - 0.714_136 * cr,
+        y + 1.772 * cb,
+    ]
+    .map(|v| v.round().clamp(0.0, 255.0) as u8)
 }
 
 /// Decode `jpeg` (already probed: YCbCr 4:2:0 or gray, within the limits)

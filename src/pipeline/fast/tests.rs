@@ -263,8 +263,8 @@ fn planes_turned_eight_by_eight_match_the_tiled_turn() {
     }
 }
 
-/// The analysis a fast path gives (from the planes, or a 1/8-scale decode
-/// beside a region) describes the same image as the general path's: same
+/// The analysis a fast path gives (from the planes, the DC coefficients
+/// the DCT-domain path sees, or a 1/8-scale decode beside a region) describes the same image as the general path's: same
 /// size and format, nearly the same dominant colour, and BlurHashes that
 /// decode to the same 4x3 picture within one quantisation step.
 #[test]
@@ -279,7 +279,10 @@ fn fast_paths_describe_the_source_as_the_general_path_does() {
     };
     let reference = analysed("flip,dir=h/png");
     for recipe in [
+        // The DCT-domain path: its DC values, turned back.
         "flip,dir=h/jpeg",
+        "rotate,deg=270/jpeg",
+        // The planes; a region beside a 1/8-scale decode.
         "resize,w=320/jpeg",
         "crop,x=8,y=8,w=64,h=64/jpeg",
     ] {

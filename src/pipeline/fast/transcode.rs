@@ -72,6 +72,17 @@ fn scaled(base: &[u16; 64], quality: u8) -> [u16; 64] {
 /// natural order of the output.
 struct Requantise {
     tables: Vec<Steps>,
+    /// Each component's DC coefficients as the filter sees them (source
+    /// values, output orientation): the 1/8-scale image, for the analysis.
+    dc: std::cell::RefCell<Vec<DcPlane>>,
+}
+
+/// One component's DC coefficients, a block a value.
+#[derive(Default)]
+pub(super) struct DcPlane {
+    pub width: usize,
+    pub height: usize,
+    pub values: Vec<i16>,
 }
 
 /// Coefficients under this magnitude (nearly all of a photo's) are
@@ -267,10 +278,14 @@ pub(super) fn plan(jpeg: &[u8], ops: &[Op], quality: u8) -> Option<Transcode> {
         from = range.end;
     }
     input.extend_from_slice(&jpeg[from..]);
+    let components = tables.len();
     Some(Transcode {
         input,
         op,
-        requantise: Requantise { tables },
+        requantise: Requantise {
+            tables,
+            dc: std::cell::RefCell::new((0..components).map(|_| DcPlane::default()).collect()),
+        },
     })
 }
 
@@ -305,7 +320,7 @@ fn requantise_block(block: &mut [i16; 64], steps: &Steps, odd_block: bool) {
 unsafe extern "C" fn requantise_blocks(
     coeffs: *mut libc::c_short,
     array: raw::tjregion,
-    _plane: raw::tjregion,
+    plane: raw::tjregion,
     ci: libc::c_int,
     _transform_id: libc::c_int,
     transform: *mut raw::tjtransform,
@@ -324,6 +339,25 @@ unsafe extern "C" fn requantise_blocks(
     // (one row of blocks, 64 each), valid until we return.
     let coeffs = unsafe { std::slice::from_raw_parts_mut(coeffs, count) };
     let (blocks, _) = coeffs.as_chunks_mut::<64>();
+    // This call's row of DC values, before they are re-quantised.
+    if let Ok(mut dc) = requantise.dc.try_borrow_mut()
+        && let Some(dc) = dc.get_mut(ci as usize)
+    {
+        let (width, height) = ((plane.w.max(0) / 8) as usize, (plane.h.max(0) / 8) as usize);
+        if dc.values.len() != width * height {
+            *dc = DcPlane {
+                width,
+                height,
+                values: vec![0; width * height],
+            };
+        }
+        let row = (array.y.max(0) / 8) as usize * width;
+        if let Some(to) = dc.values.get_mut(row..row + blocks.len()) {
+            to.iter_mut()
+                .zip(blocks.iter())
+                .for_each(|(v, b)| *v = b[0]);
+        }
+    }
     for (b, block) in blocks.iter_mut().enumerate() {
         requantise_block(block, steps, b % 2 == 1);
     }
@@ -331,6 +365,26 @@ unsafe extern "C" fn requantise_blocks(
 }
 
 impl Transcode {
+    /// The transform applied.
+    pub(super) fn op(&self) -> turbojpeg::TransformOp {
+        self.op
+    }
+
+    /// The source's DC step of each component (to turn DC values into
+    /// samples).
+    pub(super) fn dc_steps(&self) -> Vec<i32> {
+        self.requantise
+            .tables
+            .iter()
+            .map(|steps| steps.from[0] as i32)
+            .collect()
+    }
+
+    /// The DC planes the last [`run`](Self::run) saw.
+    pub(super) fn take_dc(&self) -> Vec<DcPlane> {
+        std::mem::take(&mut *self.requantise.dc.borrow_mut())
+    }
+
     /// Run it, with at most `scan_limit` scans read.
     pub(super) fn run(&self, scan_limit: u32) -> Result<Vec<u8>, String> {
         // SAFETY: no preconditions; null is checked.
@@ -391,6 +445,62 @@ impl Transcode {
         }
         result
     }
+}
+
+/// The source at 1/8 scale, upright as the source is, from the DC planes
+/// a run saw (in the output's orientation): each block's DC value is its
+/// mean, `DC * step / 8 + 128`, as libjpeg-turbo's 1/8-scale decode
+/// computes it; chroma blocks serve their 2x2 luma blocks. `None` if the
+/// planes are not what a 4:2:0 or gray run leaves.
+pub(super) fn dc_image(
+    planes: &[DcPlane],
+    steps: &[i32],
+    op: turbojpeg::TransformOp,
+) -> Option<image::DynamicImage> {
+    let sample = |plane: &DcPlane, step: i32, x: usize, y: usize| -> u8 {
+        let dc = i32::from(*plane.values.get(y * plane.width + x).unwrap_or(&0));
+        (((dc * step + 4) >> 3) + 128).clamp(0, 255) as u8
+    };
+    let luma = planes.first().filter(|p| p.width > 0 && p.height > 0)?;
+    let (w, h) = (luma.width, luma.height);
+    let image = match (planes, steps) {
+        ([y], [sy]) => {
+            let pixels = (0..h).flat_map(|r| (0..w).map(move |c| (c, r)));
+            let gray = pixels.map(|(c, r)| sample(y, *sy, c, r)).collect();
+            image::DynamicImage::ImageLuma8(image::GrayImage::from_raw(w as u32, h as u32, gray)?)
+        }
+        ([y, cb, cr], [sy, sc, sr]) => {
+            // A partial last iMCU row or column has whole chroma blocks.
+            let chroma = (w.div_ceil(2), h.div_ceil(2));
+            if (cb.width, cb.height) != chroma || (cr.width, cr.height) != chroma {
+                return None;
+            }
+            let mut rgb = Vec::with_capacity(w * h * 3);
+            for r in 0..h {
+                for c in 0..w {
+                    rgb.extend(super::planar::rgb_of(
+                        sample(y, *sy, c, r),
+                        sample(cb, *sc, c / 2, r / 2),
+                        sample(cr, *sr, c / 2, r / 2),
+                    ));
+                }
+            }
+            image::DynamicImage::ImageRgb8(image::RgbImage::from_raw(w as u32, h as u32, rgb)?)
+        }
+        _ => return None,
+    };
+    // Undo the transform: the analysis describes the source.
+    use turbojpeg::TransformOp as T;
+    Some(match op {
+        T::None => image,
+        T::Hflip => image.fliph(),
+        T::Vflip => image.flipv(),
+        T::Rot180 => image.rotate180(),
+        T::Rot90 => image.rotate270(),
+        T::Rot270 => image.rotate90(),
+        T::Transpose => image.rotate90().fliph(),
+        _ => image.rotate270().fliph(),
+    })
 }
 
 #[cfg(test)]

@@ -28,8 +28,9 @@ fn made(recipe: &str, input: &[u8], transcode: bool) -> (bool, Rendition) {
     };
     let by_dct = matches!(decoded, Decoded::Transcode(..));
     let rendition = decoded
-        .render(probe.format, &recipe.outputs[0], &mut StageTimes::default())
-        .unwrap();
+        .render(&probe, &recipe.outputs[0], &mut StageTimes::default())
+        .unwrap()
+        .0;
     (by_dct, rendition)
 }
 
@@ -165,5 +166,46 @@ fn a_cut_or_garbled_header_only_means_no_dct_path() {
     for at in (2..scan).step_by(7) {
         garbled[at] ^= 0x5A;
         let _ = plan(&garbled, &[], 80);
+    }
+}
+
+/// The DC values the filter keeps are the 1/8-scale image, upright as the
+/// source: a partial last block row included, after any turn.
+#[test]
+fn the_dc_values_are_the_source_at_one_eighth() {
+    // 424 rows: 53 luma block rows, 27 chroma (the last one half used).
+    let partial = jpeg(640, 424);
+    let limits = Limits::default();
+    let reference = {
+        let p = probe(&partial, &limits).unwrap();
+        super::super::analysis_decode(&partial, &p, &limits)
+            .unwrap()
+            .image
+            .to_rgb8()
+    };
+    for steps in ["", "flip,dir=h/", "rotate,deg=270/"] {
+        let recipe = Recipe::parse(&format!("{steps}jpeg,q=80")).unwrap();
+        let job = plan(&partial, &recipe.outputs[0].ops, 80).unwrap();
+        job.run(100).unwrap();
+        let small = super::dc_image(&job.take_dc(), &job.dc_steps(), job.op())
+            .unwrap()
+            .to_rgb8();
+        assert_eq!(small.dimensions(), (80, 53), "{steps}");
+        // libjpeg-turbo's own 1/8-scale decode, within its smooth chroma
+        // upsampling (ours repeats each chroma value over its 2x2).
+        let diff = |a: &image::RgbImage| {
+            let d: Vec<u8> = a
+                .as_raw()
+                .iter()
+                .zip(reference.as_raw())
+                .map(|(x, y)| x.abs_diff(*y))
+                .collect();
+            d.iter().map(|&v| f64::from(v)).sum::<f64>() / d.len() as f64
+        };
+        assert!(
+            diff(&small) < 3.0,
+            "{steps}: mean difference {}",
+            diff(&small)
+        );
     }
 }
