@@ -25,10 +25,11 @@ impl Sample {
         Sample {
             localstack: group_cpu(pids.localstack),
             api: pids.api.map_or(0.0, |p| process_cpu(&p.to_string(), false)),
+            // With the sandbox children each worker has reaped: they decode.
             workers: pids
                 .workers
                 .iter()
-                .map(|p| process_cpu(&p.to_string(), false))
+                .map(|p| process_cpu(&p.to_string(), true))
                 .sum(),
             harness: process_cpu("self", true),
             machine_busy: busy,

@@ -8,6 +8,17 @@ use super::super::{Limits, Rendition, run};
 use crate::recipe::Recipe;
 
 const CHELSEA: &[u8] = include_bytes!("../../tests/fixtures/chelsea.png");
+/// `orient-N.jpg`: the same picture stored turned and tagged EXIF Orientation = N.
+const ORIENTED: [&[u8]; 8] = [
+    include_bytes!("../../tests/fixtures/orientation/orient-1.jpg"),
+    include_bytes!("../../tests/fixtures/orientation/orient-2.jpg"),
+    include_bytes!("../../tests/fixtures/orientation/orient-3.jpg"),
+    include_bytes!("../../tests/fixtures/orientation/orient-4.jpg"),
+    include_bytes!("../../tests/fixtures/orientation/orient-5.jpg"),
+    include_bytes!("../../tests/fixtures/orientation/orient-6.jpg"),
+    include_bytes!("../../tests/fixtures/orientation/orient-7.jpg"),
+    include_bytes!("../../tests/fixtures/orientation/orient-8.jpg"),
+];
 
 /// Whole 16-pixel blocks both ways, 4:2:0.
 fn whole_blocks_jpeg() -> Vec<u8> {
@@ -95,14 +106,9 @@ fn four_quarter_turns_give_back_the_very_same_samples() {
 
 #[test]
 fn the_exif_orientation_is_applied_and_partial_blocks_are_trimmed() {
-    for n in 1..=8 {
-        let path = format!(
-            "{}/tests/fixtures/orientation/orient-{n}.jpg",
-            env!("CARGO_MANIFEST_DIR")
-        );
-        let jpeg = std::fs::read(&path).unwrap();
-        let lossless = made("jpeg,lossless=true", &jpeg).unwrap();
-        let reference = made("png", &jpeg).unwrap();
+    for (n, jpeg) in (1..).zip(ORIENTED) {
+        let lossless = made("jpeg,lossless=true", jpeg).unwrap();
+        let reference = made("png", jpeg).unwrap();
         // Upright 160x107: what is left is at most one block (16) smaller a side.
         assert_eq!((reference.width, reference.height), (160, 107), "{n}");
         assert!(

@@ -18,6 +18,7 @@
 
 mod inplace;
 mod planar;
+mod quant;
 mod region;
 #[cfg(test)]
 mod tests;

@@ -3,7 +3,8 @@
 use super::super::super::test_images::{ROCKET, psnr_of, rocket_420};
 use super::super::super::{Limits, Rendition, StageTimes, plan as plan_job, probe, run};
 use super::super::Decoded;
-use super::{CHROMA, LUMA, header, plan, scaled};
+use super::super::quant::{CHROMA, LUMA, scaled};
+use super::{header, plan};
 use crate::recipe::Recipe;
 
 /// rocket.jpg cut to `w` x `h`, 4:2:0, quality 90.
