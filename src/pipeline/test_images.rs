@@ -22,7 +22,8 @@ pub(crate) fn rocket_420(w: usize, h: usize, quality: i32) -> Vec<u8> {
         .to_vec()
 }
 
-/// PSNR in dB of `a` against `b` (same size), over R, G and B.
+/// PSNR in dB of `a` against `b` (same size), over R, G and B; infinite
+/// when they are equal.
 pub(crate) fn psnr(a: &DynamicImage, b: &DynamicImage) -> f64 {
     let (a, b) = (a.to_rgb8(), b.to_rgb8());
     assert_eq!(a.dimensions(), b.dimensions());
@@ -33,7 +34,11 @@ pub(crate) fn psnr(a: &DynamicImage, b: &DynamicImage) -> f64 {
         .map(|(&x, &y)| (f64::from(x) - f64::from(y)).powi(2))
         .sum();
     let mse = se / a.as_raw().len() as f64;
-    10.0 * (255.0f64 * 255.0 / mse.max(1e-9)).log10()
+    if mse == 0.0 {
+        f64::INFINITY
+    } else {
+        10.0 * (255.0f64 * 255.0 / mse).log10()
+    }
 }
 
 /// [`psnr`] of two encoded images.
