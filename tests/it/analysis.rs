@@ -53,24 +53,8 @@ async fn upload_and_wait(app: &TestApp, name: &str, bytes: &[u8], recipe: &str) 
                             "size": bytes.len(), "recipe": recipe}))
         .await;
     assert_eq!(status, StatusCode::OK, "{upload}");
-    let mut put = app.http.put(upload["upload_url"].as_str().unwrap());
-    for (k, v) in upload["headers"].as_object().unwrap() {
-        put = put.header(k, v.as_str().unwrap());
-    }
-    let sent = put.body(bytes.to_vec()).send().await.unwrap().status();
-    assert_eq!(sent, StatusCode::OK);
-    app.http
-        .get(format!(
-            "{}{}?wait=20",
-            app.api,
-            upload["job_url"].as_str().unwrap()
-        ))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap()
+    assert_eq!(app.put_upload(&upload, bytes).await, StatusCode::OK);
+    app.job(&upload, "?wait=20").await
 }
 
 #[tokio::test]

@@ -97,24 +97,8 @@ async fn under_up_a_waiting_job_read_costs_one_listing_and_the_job_no_head() {
         .await;
     assert_eq!(status, StatusCode::OK, "{upload}");
     let before = app.app_calls.snapshot();
-    let mut put = app.http.put(upload["upload_url"].as_str().unwrap());
-    for (name, value) in upload["headers"].as_object().unwrap() {
-        put = put.header(name, value.as_str().unwrap());
-    }
-    assert!(put.body(ROCKET).send().await.unwrap().status().is_success());
-    let job: Value = app
-        .http
-        .get(format!(
-            "{}{}?wait=20",
-            app.api,
-            upload["job_url"].as_str().unwrap()
-        ))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    assert!(app.put_upload(&upload, ROCKET).await.is_success());
+    let job = app.job(&upload, "?wait=20").await;
     assert_eq!(job["status"], "done", "{job}");
     let calls = since(&app.app_calls, &before);
     // At most the one check when the wait began (the job may already be done
@@ -205,22 +189,9 @@ async fn calls_per_image_light_with_wait_and_saturated() {
                                 "size": ROCKET.len()}))
             .await;
         assert_eq!(status, StatusCode::OK);
-        let mut put = app.http.put(upload["upload_url"].as_str().unwrap());
-        for (name, value) in upload["headers"].as_object().unwrap() {
-            put = put.header(name, value.as_str().unwrap());
-        }
-        assert!(put.body(ROCKET).send().await.unwrap().status().is_success());
+        assert!(app.put_upload(&upload, ROCKET).await.is_success());
         if wait {
-            let url = format!("{}{}?wait=20", app.api, upload["job_url"].as_str().unwrap());
-            let view: Value = app
-                .http
-                .get(url)
-                .send()
-                .await
-                .unwrap()
-                .json()
-                .await
-                .unwrap();
+            let view = app.job(&upload, "?wait=20").await;
             assert_eq!(view["status"], "done", "{view}");
         }
         upload["key"].as_str().unwrap().to_owned()

@@ -214,6 +214,34 @@ impl TestApp {
         (response.status(), response.json().await.unwrap())
     }
 
+    /// PUT `bytes` to a `POST /v1/uploads` answer's presigned URL with the
+    /// headers it signed, as a client does: the status S3 answered.
+    pub async fn put_upload(
+        &self,
+        upload: &serde_json::Value,
+        bytes: &[u8],
+    ) -> reqwest::StatusCode {
+        let mut put = self.http.put(upload["upload_url"].as_str().unwrap());
+        for (name, value) in upload["headers"].as_object().unwrap() {
+            put = put.header(name, value.as_str().unwrap());
+        }
+        put.body(bytes.to_vec()).send().await.unwrap().status()
+    }
+
+    /// `GET` an upload's `job_url` with `query` (`""`, `"?wait=20"`): the
+    /// job's JSON.
+    pub async fn job(&self, upload: &serde_json::Value, query: &str) -> serde_json::Value {
+        let url = format!("{}{}{query}", self.api, upload["job_url"].as_str().unwrap());
+        self.http
+            .get(url)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+
     /// `imgflow worker` as a child process on this app's resources; its
     /// log goes to `target/test-logs/<inbox>-<n>.log`.
     pub fn worker_process(&self, env: &[(&str, &str)]) -> std::process::Child {

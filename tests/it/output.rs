@@ -171,11 +171,7 @@ async fn a_ladder_of_an_animation_through_the_worker_lists_its_widths_and_srcset
                             "size": gif.len(), "recipe": recipe}))
         .await;
     assert_eq!(status, StatusCode::OK, "{upload}");
-    let mut put = app.http.put(upload["upload_url"].as_str().unwrap());
-    for (name, value) in upload["headers"].as_object().unwrap() {
-        put = put.header(name, value.as_str().unwrap());
-    }
-    assert_eq!(put.body(gif).send().await.unwrap().status(), StatusCode::OK);
+    assert_eq!(app.put_upload(&upload, &gif).await, StatusCode::OK);
     let key = upload["key"].as_str().unwrap().to_owned();
 
     let manifest = app.wait_for_manifest(&key).await;
@@ -212,19 +208,7 @@ async fn a_ladder_of_an_animation_through_the_worker_lists_its_widths_and_srcset
     let still = app.get_outbox(&format!("{key}/still.avif")).await.unwrap();
     assert_eq!(pillow_frames(&still)["frames"], 1);
 
-    let job: Value = app
-        .http
-        .get(format!(
-            "{}{}",
-            app.api,
-            upload["job_url"].as_str().unwrap()
-        ))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let job = app.job(&upload, "").await;
     let srcset = job["srcset"]["hero"].as_str().unwrap();
     let entries: Vec<&str> = srcset.split(", ").collect();
     assert_eq!(entries.len(), 3, "{srcset}");

@@ -64,19 +64,7 @@ async fn a_presigned_upload_comes_out_resized_with_a_complete_manifest() {
         StatusCode::OK
     );
 
-    let job: Value = app
-        .http
-        .get(format!(
-            "{}{}?wait=20",
-            app.api,
-            upload["job_url"].as_str().unwrap()
-        ))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let job = app.job(&upload, "?wait=20").await;
     assert_eq!(job["status"], "done", "{job}");
     let output = &job["outputs"][0];
     assert_eq!(output["name"], "main");

@@ -69,12 +69,7 @@ async fn upload_in_trace(app: &TestApp, (trace, span): &(String, String), recipe
         .json()
         .await
         .unwrap();
-    let mut put = app.http.put(upload["upload_url"].as_str().unwrap());
-    for (name, value) in upload["headers"].as_object().unwrap() {
-        put = put.header(name, value.as_str().unwrap());
-    }
-    let status = put.body(ROCKET.to_vec()).send().await.unwrap().status();
-    assert_eq!(status, StatusCode::OK);
+    assert_eq!(app.put_upload(&upload, ROCKET).await, StatusCode::OK);
     upload
 }
 
