@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use aws_sdk_s3::types::NotificationConfiguration;
-use futures_util::StreamExt;
+use futures_util::{FutureExt, StreamExt};
 use imgflow::outbox::Status;
 
 use crate::harness::{CHELSEA, Options, TestApp};
@@ -59,6 +59,13 @@ async fn manifests(app: &TestApp) -> Vec<String> {
     keys
 }
 
+/// The same `bytes` at every key of `keys`, 32 uploads at a time.
+async fn put_all(app: &TestApp, keys: &[String], bytes: &[u8]) {
+    futures_util::stream::iter(keys)
+        .for_each_concurrent(32, |key| app.put_inbox(key, bytes, &[]).map(drop))
+        .await;
+}
+
 /// Remove imgflow's notification and the test event it sent: the inbox
 /// as it was before imgflow was set up on it.
 async fn without_notification(app: &TestApp) {
@@ -90,14 +97,7 @@ async fn a_backfill_in_two_parts_enqueues_500_objects_once_each_and_then_nothing
     without_notification(&app).await;
     let jpeg = tiny_jpeg();
     let keys: Vec<String> = (0..500).map(|i| format!("old/{i:04}.jpg")).collect();
-    futures_util::stream::iter(&keys)
-        .for_each_concurrent(32, |key| {
-            let (app, jpeg) = (&app, &jpeg);
-            async move {
-                app.put_inbox(key, jpeg, &[]).await;
-            }
-        })
-        .await;
+    put_all(&app, &keys, &jpeg).await;
     // A folder marker, which is not an image to process.
     app.put_inbox("old/", b"", &[]).await;
     assert_eq!(app.messages_on(&app.queues.queue_url).await, 0);
@@ -198,14 +198,7 @@ async fn a_backfill_killed_mid_way_resumes_from_its_cursor_resending_at_most_one
     without_notification(&app).await;
     let jpeg = tiny_jpeg();
     let keys: Vec<String> = (0..300).map(|i| format!("k/{i:04}.jpg")).collect();
-    futures_util::stream::iter(&keys)
-        .for_each_concurrent(32, |key| {
-            let (app, jpeg) = (&app, &jpeg);
-            async move {
-                app.put_inbox(key, jpeg, &[]).await;
-            }
-        })
-        .await;
+    put_all(&app, &keys, &jpeg).await;
     let dir = std::env::temp_dir().join(format!("imgflow-backfill-{}", uuid::Uuid::new_v4()));
     std::fs::create_dir_all(&dir).unwrap();
     let cursor = dir.join("cursor.json");
